@@ -1,0 +1,1 @@
+//! baseliner: reconcile namespaces to a declared production baseline.
