@@ -1,11 +1,14 @@
 //! baseliner: reconcile namespaces to a declared production baseline.
 //!
 //! - [`api`]: the `ProductionProfile` types, the source of the CRD.
+//! - [`selection`]: which profile owns which namespace.
 //! - [`render`]: the pure step from a profile and a namespace to the desired
 //!   objects, with [`template`] for subject names and [`velero`] for the
 //!   Velero Schedule type.
 
 pub mod api;
 pub mod render;
+pub mod selection;
 pub mod template;
+pub mod validate;
 pub mod velero;
