@@ -1,12 +1,15 @@
 //! baseliner: reconcile namespaces to a declared production baseline.
 //!
 //! - [`api`]: the `ProductionProfile` types, the source of the CRD.
+//! - [`controller`]: watches, the per-namespace reconcile, status and Events.
 //! - [`selection`]: which profile owns which namespace.
 //! - [`render`]: the pure step from a profile and a namespace to the desired
 //!   objects, with [`template`] for subject names and [`velero`] for the
 //!   Velero Schedule type.
 
 pub mod api;
+pub mod controller;
+pub mod metrics;
 pub mod render;
 pub mod selection;
 pub mod template;

@@ -1,0 +1,268 @@
+//! The controller: watches, the work queue, and the reconcile of each
+//! namespace to the profile that owns it.
+//!
+//! - [`reconcile`]: the per-namespace pipeline (the only place that writes
+//!   managed objects).
+//! - [`index`]: metadata-only view of every managed object, by namespace.
+//! - [`status`]: per-profile status and Events.
+//! - [`compare`]: pure desired-versus-live comparison.
+
+pub mod compare;
+pub mod index;
+pub mod reconcile;
+pub mod report;
+pub mod status;
+pub mod verified;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::channel::mpsc;
+use futures::{StreamExt, future};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DynamicObject, PartialObjectMeta};
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, CustomResourceExt, ResourceExt};
+use thiserror::Error;
+use tracing::{error, info, warn};
+
+use crate::api::{MANAGED_BY_LABEL, MANAGER_NAME, ProductionProfile};
+use crate::metrics::Metrics;
+use crate::render::RenderOptions;
+use crate::selection::SelectionContext;
+use index::{ManagedIndex, ManagedKind};
+use report::Reports;
+use status::EventBatcher;
+use verified::VerifiedObjects;
+
+/// Errors of the controller layer.
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("the ProductionProfile CRD ({name}) is not installed; install it with `kubectl apply -f crds/` or `make install`")]
+    CrdMissing { name: String },
+    #[error("the ProductionProfile CRD ({name}) is not established yet: {reason}")]
+    CrdNotEstablished { name: String, reason: String },
+    #[error("{action} {object}: {source}")]
+    Kube {
+        action: &'static str,
+        object: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl Error {
+    /// Adapter for `map_err` that names the action and object.
+    pub fn kube(action: &'static str, object: &impl std::fmt::Display) -> impl FnOnce(kube::Error) -> Error {
+        let object = object.to_string();
+        move |source| Error::Kube { action, object, source }
+    }
+}
+
+/// How the controller behaves; set from the command line.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Every namespace is reconciled at least this often, even when quiet.
+    pub resync: Duration,
+    /// Namespaces reconciled at once.
+    pub workers: u16,
+    pub render: RenderOptions,
+    pub selection: SelectionContext,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            resync: Duration::from_secs(300),
+            workers: 32,
+            render: RenderOptions::default(),
+            selection: SelectionContext::default(),
+        }
+    }
+}
+
+/// Shared state of one running controller.
+pub struct Context {
+    pub client: Client,
+    pub config: Config,
+    pub profiles: Store<ProductionProfile>,
+    pub namespaces: Store<PartialObjectMeta<Namespace>>,
+    pub managed: ManagedIndex,
+    pub verified: VerifiedObjects,
+    pub reports: Reports,
+    pub events: EventBatcher,
+    pub metrics: Metrics,
+    failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+}
+
+/// Fails with a clear message unless the ProductionProfile CRD is installed
+/// and established.
+pub async fn check_crd(client: &Client) -> Result<(), Error> {
+    let name = ProductionProfile::crd_name().to_owned();
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = api
+        .get_opt(&name)
+        .await
+        .map_err(Error::kube("get", &format!("CustomResourceDefinition {name}")))?
+        .ok_or_else(|| Error::CrdMissing { name: name.clone() })?;
+    let established = crd
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Established"));
+    match established {
+        Some(c) if c.status == "True" => Ok(()),
+        Some(c) => Err(Error::CrdNotEstablished { name, reason: c.message.clone().unwrap_or_default() }),
+        None => Err(Error::CrdNotEstablished { name, reason: "no Established condition yet".to_owned() }),
+    }
+}
+
+/// Runs the controller until `shutdown` completes.
+pub async fn run(client: Client, config: Config, shutdown: impl Future<Output = ()> + Send + Sync + 'static) -> Result<(), Error> {
+    check_crd(&client).await?;
+
+    let (profiles, profile_writer) = reflector::store::<ProductionProfile>();
+    let profile_events = watcher(Api::<ProductionProfile>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .modify(|p| p.managed_fields_mut().clear())
+        .reflect(profile_writer);
+
+    let (namespaces, namespace_writer) = reflector::store::<PartialObjectMeta<Namespace>>();
+    let namespace_events = watcher(Api::<PartialObjectMeta<Namespace>>::all(client.clone()), watcher::Config::default().page_size(500))
+        .default_backoff()
+        .modify(|n| n.managed_fields_mut().clear())
+        .reflect(namespace_writer);
+
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        config,
+        profiles,
+        namespaces: namespaces.clone(),
+        managed: ManagedIndex::default(),
+        verified: VerifiedObjects::default(),
+        reports: Reports::default(),
+        events: EventBatcher::default(),
+        metrics: Metrics::default(),
+        failures: Default::default(),
+    });
+
+    // Managed objects: metadata-only, label-filtered; each change triggers
+    // the namespace it serves.
+    let (trigger_tx, trigger_rx) = mpsc::unbounded::<ObjectRef<PartialObjectMeta<Namespace>>>();
+    let (resync_all_tx, resync_all_rx) = mpsc::unbounded::<()>();
+    for kind in ManagedKind::ALL {
+        tokio::spawn(watch_managed(ctx.clone(), kind, trigger_tx.clone(), resync_all_tx.clone()));
+    }
+
+    // A namespace that is gone may leave Schedules behind in the Velero
+    // namespace; its own objects go with it.
+    let departed_ctx = ctx.clone();
+    let namespace_stream = namespace_events
+        .inspect(move |event| {
+            if let Ok(watcher::Event::Delete(ns)) = event {
+                let ctx = departed_ctx.clone();
+                let name = ns.name_any();
+                tokio::spawn(async move { reconcile::release_departed(&ctx, &name).await });
+            }
+        })
+        .applied_objects();
+
+    // Any profile change may move any namespace: reconcile them all.
+    let profile_trigger = profile_events.filter_map(|event| {
+        future::ready(match event {
+            Ok(_) => Some(()),
+            Err(error) => {
+                warn!(%error, "profile watch failed; retrying");
+                None
+            }
+        })
+    });
+    let reconcile_all = futures::stream::select(profile_trigger, resync_all_rx);
+
+    let recorder = Recorder::new(client.clone(), Reporter { controller: MANAGER_NAME.to_owned(), instance: std::env::var("POD_NAME").ok() });
+    tokio::spawn(status::run_status_writer(ctx.clone(), recorder));
+
+    info!(workers = ctx.config.workers, resync_seconds = ctx.config.resync.as_secs(), "controller starting");
+    Controller::for_stream(namespace_stream, namespaces)
+        .with_config(controller::Config::default().concurrency(ctx.config.workers))
+        .reconcile_all_on(reconcile_all)
+        .reconcile_on(trigger_rx)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile_with_metrics, error_policy, ctx.clone())
+        .for_each(|result| {
+            if let Err(error) = result {
+                match error {
+                    controller::Error::ObjectNotFound(_) => {}
+                    other => warn!(error = %other, "reconcile failed"),
+                }
+            }
+            future::ready(())
+        })
+        .await;
+    info!("controller stopped");
+    Ok(())
+}
+
+async fn reconcile_with_metrics(namespace: Arc<PartialObjectMeta<Namespace>>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let name = namespace.name_any();
+    let result = reconcile::reconcile_namespace(namespace, ctx.clone()).await;
+    ctx.metrics.reconciled(result.is_ok(), started.elapsed());
+    if result.is_ok() {
+        ctx.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&name);
+    }
+    result
+}
+
+/// Retries a failed namespace with exponential backoff (1 s doubling to 5
+/// minutes); kube does not tell us about successes, so we count failures
+/// ourselves and reset on success.
+fn error_policy(namespace: Arc<PartialObjectMeta<Namespace>>, error: &Error, ctx: Arc<Context>) -> Action {
+    let name = namespace.name_any();
+    let mut failures = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
+    let count = failures.entry(name.clone()).or_insert(0);
+    *count = count.saturating_add(1);
+    let delay = Duration::from_secs(1u64 << (*count - 1).min(8)).min(Duration::from_secs(300));
+    error!(namespace = %name, %error, retry_in_seconds = delay.as_secs(), "reconcile failed");
+    Action::requeue(delay)
+}
+
+async fn watch_managed(
+    ctx: Arc<Context>,
+    kind: ManagedKind,
+    trigger: mpsc::UnboundedSender<ObjectRef<PartialObjectMeta<Namespace>>>,
+    resync_all: mpsc::UnboundedSender<()>,
+) {
+    let api: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(ctx.client.clone(), &kind.api_resource());
+    let config = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER_NAME}")).page_size(500);
+    let mut events = std::pin::pin!(watcher(api, config).default_backoff());
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(event) => {
+                let initial = matches!(event, watcher::Event::InitDone);
+                for (served, key, live) in ctx.managed.apply_event(kind, event) {
+                    // The echo of our own write needs no reconcile.
+                    if live.as_ref().is_some_and(|l| ctx.verified.is_known_version(&key, &l.resource_version)) {
+                        continue;
+                    }
+                    let _ = trigger.unbounded_send(ObjectRef::new(&served));
+                }
+                if initial {
+                    let _ = resync_all.unbounded_send(());
+                }
+            }
+            Err(watcher::Error::InitialListFailed(kube::Error::Api(status))) if status.code == 404 => {
+                if ctx.managed.state(kind).is_none() {
+                    info!(kind = kind.as_str(), "kind not served by the API server; will start using it once it is");
+                    ctx.managed.mark_not_served(kind);
+                    let _ = resync_all.unbounded_send(());
+                }
+            }
+            Err(error) => warn!(kind = kind.as_str(), %error, "watch of managed objects failed; retrying"),
+        }
+    }
+}

@@ -1,0 +1,457 @@
+//! The per-namespace reconcile pipeline:
+//! read (from caches) → decide the owner → render (pure) → compare → apply or
+//! prune → report.
+//!
+//! Only `ensure_object`, `ensure_namespace_labels` and `prune` talk to the API
+//! server, and they write only when the live state differs from the desired
+//! one, so a resync where nothing drifted makes no write requests.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use futures::future::join_all;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PartialObjectMeta};
+use kube::runtime::controller::Action;
+use kube::ResourceExt;
+use serde_json::{Value, json};
+use tracing::{debug, info, warn};
+
+use super::compare::{comparable_part, desired_matches_live};
+use super::index::{DELETION_POLICY_ANNOTATION, LiveObject, ManagedKind, ObjectKey, WatchState};
+use super::report::{NamespaceReport, Problem};
+use super::{Context, Error};
+use crate::api::{DeletionPolicy, MANAGED_BY_LABEL, MANAGER_NAME, Mode, PROFILE_LABEL, ProductionProfile};
+use crate::render::{NamespaceInfo, render_namespace};
+use crate::selection::decide_owner;
+
+/// Annotation on a Namespace listing the Pod Security labels baseliner set,
+/// so it can tell its own labels from anyone else's.
+pub const POD_SECURITY_ANNOTATION: &str = "baseliner.dev/pod-security-labels";
+
+const SCHEDULE_CRD: &str = "schedules.velero.io";
+
+/// What happened to one desired object in this pass.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum ObjectOutcome {
+    InSync,
+    Created,
+    Healed,
+    Replaced,
+    /// Audit mode: what differs, written nowhere.
+    Drifted(String),
+}
+
+pub async fn reconcile_namespace(
+    namespace: Arc<PartialObjectMeta<Namespace>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let name = namespace.name_any();
+    if !ctx.managed.is_ready() {
+        // Until every kind is listed, an object missing from the index may
+        // exist; applying it anyway would be a needless write.
+        return Ok(Action::requeue(std::time::Duration::from_millis(200)));
+    }
+    if namespace.metadata.deletion_timestamp.is_some() {
+        // Everything inside goes with the namespace; recreating would only
+        // race the namespace controller.
+        ctx.reports.forget(&name);
+        return Ok(Action::await_change());
+    }
+    let info = NamespaceInfo { name: name.clone(), labels: namespace.labels().clone() };
+    let profiles = ctx.profiles.state();
+    let ownership = decide_owner(profiles.iter().map(Arc::as_ref), &info, &ctx.config.selection);
+    let live = ctx.managed.objects_serving(&name);
+
+    let mut report = NamespaceReport::default();
+    report.conflicts = ownership.conflicts.iter().map(|p| p.name_any()).collect();
+
+    let result = match ownership.owner {
+        Some(profile) => {
+            report.owner = Some(profile.name_any());
+            report.generation = profile.metadata.generation.unwrap_or_default();
+            reconcile_owned(&ctx, profile, &info, &namespace, &live, &mut report).await
+        }
+        None => {
+            let profiles_by_name: BTreeMap<String, &ProductionProfile> =
+                profiles.iter().map(|p| (p.name_any(), p.as_ref())).collect();
+            release_unowned(&ctx, &namespace, &live, &profiles_by_name, &mut report).await
+        }
+    };
+    if let Err(error) = &result {
+        report.problems.push(Problem::new("ApiError", error.to_string()));
+    }
+    ctx.reports.record(&name, report);
+    result.map(|()| Action::requeue(ctx.config.resync))
+}
+
+async fn reconcile_owned(
+    ctx: &Context,
+    profile: &ProductionProfile,
+    info: &NamespaceInfo,
+    namespace: &PartialObjectMeta<Namespace>,
+    live: &BTreeMap<ObjectKey, LiveObject>,
+    report: &mut NamespaceReport,
+) -> Result<(), Error> {
+    let profile_name = profile.name_any();
+    let enforce = profile.spec.mode == Mode::Enforce;
+    let rendered = render_namespace(profile, info, &ctx.config.render);
+    for problem in &rendered.problems {
+        report.problems.push(Problem::new(problem.reason, format!("{}: {}", problem.field, problem.message)));
+        ctx.events.warning(&profile_name, problem.reason, format!("{}: {}: {}", info.name, problem.field, problem.message));
+    }
+
+    let mut desired: BTreeMap<ObjectKey, Value> = BTreeMap::new();
+    for object in &rendered.objects {
+        let Some(kind) = ManagedKind::from_kind(object.kind()) else { continue };
+        let key = ObjectKey { kind, namespace: object.namespace().to_owned(), name: object.name().to_owned() };
+        if kind == ManagedKind::Schedule && ctx.managed.state(kind) == Some(WatchState::NotServed) {
+            report.problems.push(Problem::new(
+                "BackupsUnavailable",
+                format!("Velero is not installed (the API server does not serve {}); backups are not in place", SCHEDULE_CRD),
+            ));
+            continue;
+        }
+        let mut body = object.to_json();
+        if profile.spec.deletion_policy == DeletionPolicy::Orphan {
+            // Garbage collection would delete what Orphan promises to keep.
+            if let Some(meta) = body["metadata"].as_object_mut() {
+                meta.remove("ownerReferences");
+            }
+            body["metadata"]["annotations"][DELETION_POLICY_ANNOTATION] = json!("Orphan");
+        }
+        desired.insert(key, body);
+    }
+
+    let results = join_all(
+        desired.iter().map(|(key, body)| ensure_object(ctx, key, body, live.get(key), enforce)),
+    )
+    .await;
+    let mut first_error = None;
+    for ((key, _), result) in desired.iter().zip(results) {
+        match result {
+            Ok(ObjectOutcome::InSync) => {}
+            Ok(ObjectOutcome::Created) => ctx.events.normal(&profile_name, "Created", format!("{key}")),
+            Ok(ObjectOutcome::Healed) => {
+                ctx.metrics.drift_corrected(key.kind);
+                ctx.events.normal(&profile_name, "Healed", format!("{key}"));
+            }
+            Ok(ObjectOutcome::Replaced) => {
+                ctx.metrics.drift_corrected(key.kind);
+                ctx.events.normal(&profile_name, "Replaced", format!("{key} (roleRef changed)"));
+            }
+            Ok(ObjectOutcome::Drifted(what)) => {
+                report.problems.push(Problem::new("Drifted", format!("{key}: {what}")));
+                ctx.events.warning(&profile_name, "Drifted", format!("{key}: {what}"));
+            }
+            Err(error) if is_not_found_error(&error) && key.kind == ManagedKind::Schedule => {
+                report.problems.push(Problem::new(
+                    "BackupsUnavailable",
+                    format!("cannot create {key}: {error}; is Velero installed in namespace {}?", key.namespace),
+                ));
+            }
+            Err(error) => {
+                warn!(%key, %error, "applying object failed");
+                report.problems.push(Problem::new("ApiError", format!("{key}: {error}")));
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+
+    let labels = ensure_namespace_labels(ctx, profile, namespace, &rendered.namespace_labels, enforce).await;
+    match labels {
+        Ok(ObjectOutcome::InSync) => {}
+        Ok(ObjectOutcome::Drifted(what)) => {
+            report.problems.push(Problem::new("Drifted", format!("Namespace {}: {what}", info.name)));
+        }
+        Ok(_) => ctx.events.normal(&profile_name, "Labelled", format!("Namespace {} Pod Security labels", info.name)),
+        Err(error) => {
+            report.problems.push(Problem::new("ApiError", format!("Namespace {}: {error}", info.name)));
+            first_error.get_or_insert(error);
+        }
+    }
+
+    for (key, object) in live.iter().filter(|(key, _)| !desired.contains_key(key)) {
+        if !enforce {
+            report.problems.push(Problem::new("Drifted", format!("{key} is no longer desired and would be pruned")));
+            continue;
+        }
+        match prune(ctx, key, object.orphan_on_prune).await {
+            Ok(action) => ctx.events.normal(&profile_name, action, format!("{key}")),
+            Err(error) => {
+                report.problems.push(Problem::new("ApiError", format!("pruning {key}: {error}")));
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+
+    first_error.map_or(Ok(()), Err)
+}
+
+/// A namespace no profile owns: take back whatever baseliner put there, unless
+/// the profile that put it there is in Audit mode (Audit never writes).
+async fn release_unowned(
+    ctx: &Context,
+    namespace: &PartialObjectMeta<Namespace>,
+    live: &BTreeMap<ObjectKey, LiveObject>,
+    profiles: &BTreeMap<String, &ProductionProfile>,
+    report: &mut NamespaceReport,
+) -> Result<(), Error> {
+    let audited = |profile: Option<&String>| {
+        profile.and_then(|p| profiles.get(p)).is_some_and(|p| p.spec.mode == Mode::Audit)
+    };
+    let mut first_error = None;
+    for (key, object) in live {
+        if audited(object.profile.as_ref()) {
+            continue;
+        }
+        match prune(ctx, key, object.orphan_on_prune).await {
+            Ok(action) => {
+                if let Some(profile) = &object.profile {
+                    ctx.events.normal(profile, action, format!("{key}"));
+                }
+            }
+            Err(error) => {
+                report.problems.push(Problem::new("ApiError", format!("pruning {key}: {error}")));
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    let marked_by = namespace.annotations().get(PROFILE_LABEL);
+    if namespace.annotations().contains_key(POD_SECURITY_ANNOTATION) && !audited(marked_by) {
+        let orphan = namespace.annotations().get(DELETION_POLICY_ANNOTATION).is_some_and(|p| p == "Orphan");
+        if let Err(error) = release_namespace_labels(ctx, &namespace.name_any(), orphan).await {
+            first_error.get_or_insert(error);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+async fn ensure_object(
+    ctx: &Context,
+    key: &ObjectKey,
+    desired: &Value,
+    live: Option<&LiveObject>,
+    enforce: bool,
+) -> Result<ObjectOutcome, Error> {
+    let fingerprint = fingerprint(desired);
+    let api = object_api(ctx, key);
+    let Some(live) = live else {
+        if !enforce {
+            return Ok(ObjectOutcome::Drifted("missing".to_owned()));
+        }
+        apply(ctx, &api, key, desired, fingerprint).await?;
+        return Ok(ObjectOutcome::Created);
+    };
+    if ctx.verified.is_verified(key, &live.resource_version, fingerprint) {
+        return Ok(ObjectOutcome::InSync);
+    }
+    // The index holds metadata only: read the object once to see whether
+    // the change (or a restart) left our fields as they should be.
+    let current = match api.get_opt(&key.name).await.map_err(Error::kube("get", key))? {
+        Some(current) => current,
+        None => {
+            if !enforce {
+                return Ok(ObjectOutcome::Drifted("missing".to_owned()));
+            }
+            apply(ctx, &api, key, desired, fingerprint).await?;
+            return Ok(ObjectOutcome::Created);
+        }
+    };
+    let current_json = serde_json::to_value(&current).unwrap_or_default();
+    if desired_matches_live(&comparable_part(desired), &current_json) {
+        let rv = current.resource_version().unwrap_or_default();
+        ctx.verified.record(key.clone(), rv, fingerprint);
+        return Ok(ObjectOutcome::InSync);
+    }
+    if !enforce {
+        return Ok(ObjectOutcome::Drifted(describe_drift(&comparable_part(desired), &current_json)));
+    }
+    // A RoleBinding's roleRef cannot change in place; replace the binding.
+    if key.kind == ManagedKind::RoleBinding && current_json.get("roleRef") != desired.get("roleRef") {
+        api.delete(&key.name, &DeleteParams::default()).await.map_err(Error::kube("delete", key))?;
+        apply(ctx, &api, key, desired, fingerprint).await?;
+        return Ok(ObjectOutcome::Replaced);
+    }
+    apply(ctx, &api, key, desired, fingerprint).await?;
+    Ok(ObjectOutcome::Healed)
+}
+
+async fn apply(ctx: &Context, api: &Api<DynamicObject>, key: &ObjectKey, desired: &Value, fingerprint: u64) -> Result<(), Error> {
+    let params = PatchParams::apply(MANAGER_NAME).force();
+    let applied = api.patch(&key.name, &params, &Patch::Apply(desired)).await.map_err(Error::kube("apply", key))?;
+    ctx.metrics.applied(key.kind);
+    debug!(%key, "applied");
+    ctx.verified.record(key.clone(), applied.resource_version().unwrap_or_default(), fingerprint);
+    Ok(())
+}
+
+/// Removes an object that is no longer desired, or orphans it (drops the
+/// managed-by label and owner reference) when its profile says so.
+async fn prune(ctx: &Context, key: &ObjectKey, orphan: bool) -> Result<&'static str, Error> {
+    let api = object_api(ctx, key);
+    ctx.verified.forget(key);
+    if orphan {
+        let patch = json!({
+            "metadata": {
+                "labels": { MANAGED_BY_LABEL: null, PROFILE_LABEL: null },
+                "annotations": { DELETION_POLICY_ANNOTATION: null },
+                "ownerReferences": null,
+            }
+        });
+        match api.patch(&key.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Err(error) if !is_not_found(&error) => return Err(Error::kube("orphan", key)(error)),
+            _ => {}
+        }
+        ctx.metrics.pruned(key.kind);
+        info!(%key, "orphaned");
+        return Ok("Orphaned");
+    }
+    match api.delete(&key.name, &DeleteParams::background()).await {
+        Err(error) if !is_not_found(&error) => return Err(Error::kube("delete", key)(error)),
+        _ => {}
+    }
+    ctx.metrics.pruned(key.kind);
+    info!(%key, "pruned");
+    Ok("Pruned")
+}
+
+/// Sets the Pod Security labels the profile asks for, through server-side
+/// apply so no other label of the namespace is touched.
+async fn ensure_namespace_labels(
+    ctx: &Context,
+    profile: &ProductionProfile,
+    namespace: &PartialObjectMeta<Namespace>,
+    desired: &BTreeMap<String, String>,
+    enforce: bool,
+) -> Result<ObjectOutcome, Error> {
+    let name = namespace.name_any();
+    if desired.is_empty() {
+        if namespace.annotations().contains_key(POD_SECURITY_ANNOTATION) {
+            if !enforce {
+                return Ok(ObjectOutcome::Drifted("Pod Security labels would be removed".to_owned()));
+            }
+            let orphan = profile.spec.deletion_policy == DeletionPolicy::Orphan;
+            release_namespace_labels(ctx, &name, orphan).await?;
+            return Ok(ObjectOutcome::Healed);
+        }
+        return Ok(ObjectOutcome::InSync);
+    }
+    let keys: BTreeSet<&str> = desired.keys().map(String::as_str).collect();
+    let marker = keys.into_iter().collect::<Vec<_>>().join(",");
+    let labels = namespace.labels();
+    let annotations = namespace.annotations();
+    let policy = format!("{:?}", profile.spec.deletion_policy);
+    let in_sync = desired.iter().all(|(k, v)| labels.get(k) == Some(v))
+        && annotations.get(POD_SECURITY_ANNOTATION) == Some(&marker)
+        && annotations.get(PROFILE_LABEL) == Some(&profile.name_any())
+        && annotations.get(DELETION_POLICY_ANNOTATION) == Some(&policy);
+    if in_sync {
+        return Ok(ObjectOutcome::InSync);
+    }
+    if !enforce {
+        let differing: Vec<String> = desired
+            .iter()
+            .filter(|(k, v)| labels.get(*k) != Some(*v))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        if differing.is_empty() {
+            return Ok(ObjectOutcome::InSync);
+        }
+        return Ok(ObjectOutcome::Drifted(format!("labels differ: want {}", differing.join(", "))));
+    }
+    let body = json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": name,
+            "labels": desired,
+            "annotations": {
+                POD_SECURITY_ANNOTATION: marker,
+                PROFILE_LABEL: profile.name_any(),
+                DELETION_POLICY_ANNOTATION: policy,
+            },
+        },
+    });
+    let api: Api<Namespace> = Api::all(ctx.client.clone());
+    api.patch(&name, &PatchParams::apply(MANAGER_NAME).force(), &Patch::Apply(&body))
+        .await
+        .map_err(Error::kube("apply", &format!("Namespace {name}")))?;
+    Ok(ObjectOutcome::Healed)
+}
+
+/// Gives up the namespace's Pod Security labels: server-side apply of an
+/// empty configuration removes exactly the fields baseliner owned; orphaning
+/// only drops the markers and leaves the labels.
+async fn release_namespace_labels(ctx: &Context, name: &str, orphan: bool) -> Result<(), Error> {
+    let api: Api<Namespace> = Api::all(ctx.client.clone());
+    let what = format!("Namespace {name}");
+    if orphan {
+        let patch = json!({"metadata": {"annotations": {
+            POD_SECURITY_ANNOTATION: null, PROFILE_LABEL: null, DELETION_POLICY_ANNOTATION: null,
+        }}});
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(Error::kube("orphan", &what))?;
+    } else {
+        let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        api.patch(name, &PatchParams::apply(MANAGER_NAME).force(), &Patch::Apply(&body))
+            .await
+            .map_err(Error::kube("release", &what))?;
+    }
+    Ok(())
+}
+
+fn object_api(ctx: &Context, key: &ObjectKey) -> Api<DynamicObject> {
+    Api::namespaced_with(ctx.client.clone(), &key.namespace, &key.kind.api_resource())
+}
+
+fn is_not_found_error(error: &Error) -> bool {
+    matches!(error, Error::Kube { source, .. } if is_not_found(source))
+}
+
+fn is_not_found(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 404)
+}
+
+/// A short account of which top-level fields differ, for Audit reports.
+fn describe_drift(desired: &Value, live: &Value) -> String {
+    let mut fields = Vec::new();
+    if let Some(map) = desired.as_object() {
+        for (key, value) in map {
+            if key == "metadata" {
+                if let Some(meta) = value.as_object() {
+                    for (field, want) in meta {
+                        if !live.get("metadata").and_then(|m| m.get(field)).is_some_and(|have| desired_matches_live(want, have)) {
+                            fields.push(format!("metadata.{field}"));
+                        }
+                    }
+                }
+            } else if !live.get(key).is_some_and(|have| desired_matches_live(value, have)) {
+                fields.push(key.clone());
+            }
+        }
+    }
+    format!("{} differ from the profile", fields.join(", "))
+}
+
+/// Stable within one process: identifies what we last applied.
+fn fingerprint(desired: &Value) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    desired.to_string().hash(&mut hasher);
+    hasher.finish()
+}
+
+/// After a namespace is deleted, removes what served it from elsewhere
+/// (Velero Schedules); its own objects went with it.
+pub async fn release_departed(ctx: &Context, namespace: &str) {
+    ctx.reports.forget(namespace);
+    for (key, object) in ctx.managed.objects_serving(namespace) {
+        if key.namespace == namespace {
+            continue;
+        }
+        match prune(ctx, &key, object.orphan_on_prune).await {
+            Ok(action) => info!(%key, action, "namespace deleted; released what served it"),
+            Err(error) => warn!(%key, %error, "releasing object of a deleted namespace failed"),
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! Profile status and Events.
+//!
+//! Namespace reconciles only record what they found ([`super::report`]); this
+//! module summarises those records per profile once a moment, writes a
+//! status only when it differs from the one the profile already has, and
+//! sends the Events gathered meanwhile, one per profile and reason.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::Context;
+use super::report::NamespaceReport;
+use crate::api::{MANAGER_NAME, MAX_REPORTED_NAMESPACES, NamespaceProblem, ProductionProfile, ProductionProfileStatus};
+use crate::render::NamespaceInfo;
+use crate::selection::decide_owner;
+
+/// How often at most statuses are recomputed and Events sent.
+const STATUS_INTERVAL: Duration = Duration::from_millis(500);
+/// Most namespaces named in one Event's note.
+const NAMESPACES_PER_EVENT: usize = 10;
+
+/// Problems that persist until someone changes the profile or the operator's
+/// configuration; while any is present the profile is Stalled.
+const STALLING_REASONS: [&str; 3] = ["RoleNotAllowed", "InvalidSubject", "BackupsUnavailable"];
+
+/// The status a profile should have, given which namespaces it should own and
+/// what the last reconcile of each found. Pure, so it is unit-tested; `now`
+/// is used only for conditions whose status changed.
+pub fn compute_status(
+    profile: &ProductionProfile,
+    owned: &[String],
+    selected_but_lost: &[(String, String)],
+    reports: &HashMap<String, NamespaceReport>,
+    now: &Time,
+) -> ProductionProfileStatus {
+    let name = profile.name_any();
+    let generation = profile.metadata.generation.unwrap_or_default();
+    let previous = profile.status.clone().unwrap_or_default();
+
+    let mut current = 0usize;
+    let mut compliant = 0usize;
+    let mut problems: Vec<NamespaceProblem> = Vec::new();
+    for namespace in owned {
+        match reports.get(namespace) {
+            Some(report) if report.owner.as_deref() == Some(name.as_str()) && report.generation == generation => {
+                current += 1;
+                if report.is_compliant() {
+                    compliant += 1;
+                } else if let Some(first) = report.problems.first() {
+                    let more = report.problems.len() - 1;
+                    let message = if more > 0 { format!("{} (and {more} more)", first.message) } else { first.message.clone() };
+                    problems.push(NamespaceProblem { namespace: namespace.clone(), reason: first.reason.clone(), message });
+                }
+            }
+            _ => {}
+        }
+    }
+    for (namespace, winner) in selected_but_lost {
+        problems.push(NamespaceProblem {
+            namespace: namespace.clone(),
+            reason: "Conflict".to_owned(),
+            message: format!("selected, but owned by higher-priority profile {winner}"),
+        });
+    }
+    problems.sort();
+    let stalled_by = problems.iter().find(|p| STALLING_REASONS.contains(&p.reason.as_str())).cloned();
+    let any_owned_problem = problems.iter().any(|p| p.reason != "Conflict");
+    problems.truncate(MAX_REPORTED_NAMESPACES);
+
+    let reconciled = current == owned.len();
+    let observed_generation = if reconciled { Some(generation) } else { previous.observed_generation };
+    let (ready, ready_reason, ready_message) = if !reconciled {
+        ("False", "Progressing", format!("{current} of {} namespaces reconciled", owned.len()))
+    } else if compliant == owned.len() {
+        ("True", "Compliant", format!("all {} namespaces comply", owned.len()))
+    } else {
+        let reason = if profile.spec.mode == crate::api::Mode::Audit { "Drifted" } else { "NotCompliant" };
+        ("False", reason, format!("{compliant} of {} namespaces comply", owned.len()))
+    };
+    let reconciling = if reconciled {
+        ("False", "Reconciled", format!("generation {generation} applied to every namespace"))
+    } else {
+        ("True", "Progressing", format!("{current} of {} namespaces reconciled at generation {generation}", owned.len()))
+    };
+    let stalled = match (&stalled_by, reconciled && any_owned_problem) {
+        (Some(problem), true) => ("True", problem.reason.as_str(), format!("{}: {}", problem.namespace, problem.message)),
+        _ => ("False", "NotStalled", "no problem needs a change to the profile".to_owned()),
+    };
+    let conditions = [("Ready", ready, ready_reason, ready_message), ("Reconciling", reconciling.0, reconciling.1, reconciling.2), ("Stalled", stalled.0, stalled.1, stalled.2)]
+        .into_iter()
+        .map(|(type_, status, reason, message)| {
+            condition(&previous.conditions, type_, status, reason, message, observed_generation, now)
+        })
+        .collect();
+
+    ProductionProfileStatus {
+        observed_generation,
+        conditions,
+        matched_namespaces: owned.len() as i32,
+        compliant_namespaces: compliant as i32,
+        non_compliant: problems,
+    }
+}
+
+/// A condition that keeps its previous transition time unless its status changed.
+fn condition(
+    previous: &[Condition],
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: String,
+    observed_generation: Option<i64>,
+    now: &Time,
+) -> Condition {
+    let last_transition_time = previous
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| now.clone());
+    Condition {
+        type_: type_.to_owned(),
+        status: status.to_owned(),
+        reason: reason.to_owned(),
+        message,
+        observed_generation,
+        last_transition_time,
+    }
+}
+
+/// Events gathered between status passes.
+#[derive(Default)]
+pub struct EventBatcher {
+    pending: Mutex<BTreeMap<(String, String, bool), Vec<String>>>,
+}
+
+impl EventBatcher {
+    pub fn normal(&self, profile: &str, reason: &str, what: String) {
+        self.push(profile, reason, false, what);
+    }
+
+    pub fn warning(&self, profile: &str, reason: &str, what: String) {
+        self.push(profile, reason, true, what);
+    }
+
+    fn push(&self, profile: &str, reason: &str, warning: bool, what: String) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.entry((profile.to_owned(), reason.to_owned(), warning)).or_default().push(what);
+    }
+
+    fn take(&self) -> BTreeMap<(String, String, bool), Vec<String>> {
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// Keeps every profile's status current and sends gathered Events, until
+/// the process stops.
+pub async fn run_status_writer(ctx: Arc<Context>, recorder: Recorder) {
+    loop {
+        tokio::select! {
+            () = ctx.reports.changed.notified() => {}
+            () = tokio::time::sleep(ctx.config.resync) => {}
+        }
+        // Let a burst of reconciles settle into one pass.
+        tokio::time::sleep(STATUS_INTERVAL).await;
+        write_statuses(&ctx).await;
+        send_events(&ctx, &recorder).await;
+    }
+}
+
+async fn write_statuses(ctx: &Context) {
+    let profiles = ctx.profiles.state();
+    let namespaces = ctx.namespaces.state();
+    let reports = ctx.reports.snapshot();
+    let mut owned: HashMap<String, Vec<String>> = HashMap::new();
+    let mut lost: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    for namespace in &namespaces {
+        if namespace.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let info = NamespaceInfo { name: namespace.name_any(), labels: namespace.labels().clone() };
+        let ownership = decide_owner(profiles.iter().map(Arc::as_ref), &info, &ctx.config.selection);
+        if let Some(owner) = ownership.owner {
+            owned.entry(owner.name_any()).or_default().push(info.name.clone());
+            for loser in ownership.conflicts {
+                lost.entry(loser.name_any()).or_default().push((info.name.clone(), owner.name_any()));
+            }
+        }
+    }
+    let now = Time(Timestamp::now());
+    for profile in profiles.iter().filter(|p| p.meta().deletion_timestamp.is_none()) {
+        let name = profile.name_any();
+        let mut mine = owned.remove(&name).unwrap_or_default();
+        mine.sort();
+        let theirs = lost.remove(&name).unwrap_or_default();
+        let status = compute_status(profile, &mine, &theirs, &reports, &now);
+        if profile.status.as_ref() == Some(&status) {
+            continue;
+        }
+        ctx.metrics.set_profile_counts(&name, status.matched_namespaces, status.compliant_namespaces);
+        let api: Api<ProductionProfile> = Api::all(ctx.client.clone());
+        let patch = json!({
+            "apiVersion": ProductionProfile::api_version(&()),
+            "kind": ProductionProfile::kind(&()),
+            "status": status,
+        });
+        match api.patch_status(&name, &PatchParams::apply(MANAGER_NAME).force(), &Patch::Apply(&patch)).await {
+            Ok(_) => info!(profile = %name, matched = status.matched_namespaces, compliant = status.compliant_namespaces, "status updated"),
+            Err(error) => warn!(profile = %name, %error, "writing status failed"),
+        }
+    }
+}
+
+async fn send_events(ctx: &Context, recorder: &Recorder) {
+    for ((profile, reason, warning), items) in ctx.events.take() {
+        let Some(object) = ctx.profiles.state().into_iter().find(|p| p.name_any() == profile) else {
+            continue;
+        };
+        let mut note = format!("{reason} {}: {}", items.len(), items.iter().take(NAMESPACES_PER_EVENT).cloned().collect::<Vec<_>>().join("; "));
+        if items.len() > NAMESPACES_PER_EVENT {
+            note.push_str(&format!("; and {} more", items.len() - NAMESPACES_PER_EVENT));
+        }
+        note.truncate(1000);
+        let event = Event {
+            type_: if warning { EventType::Warning } else { EventType::Normal },
+            reason: reason.clone(),
+            note: Some(note),
+            action: "Reconcile".to_owned(),
+            secondary: None,
+        };
+        if let Err(error) = recorder.publish(&event, &object.object_ref(&())).await {
+            warn!(%profile, %reason, %error, "sending event failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::report::Problem;
+
+    fn profile(generation: i64, mode: &str) -> ProductionProfile {
+        let mut p: ProductionProfile = serde_saphyr::from_str(&format!(
+            "apiVersion: baseliner.dev/v1alpha1\nkind: ProductionProfile\nmetadata: {{name: prod}}\nspec:\n  mode: {mode}\n  namespaces: {{selector: {{}}}}\n"
+        ))
+        .expect("fixture parses");
+        p.metadata.generation = Some(generation);
+        p
+    }
+
+    fn report(owner: &str, generation: i64, problems: &[(&str, &str)]) -> NamespaceReport {
+        NamespaceReport {
+            owner: Some(owner.to_owned()),
+            generation,
+            conflicts: vec![],
+            problems: problems.iter().map(|(r, m)| Problem::new(*r, *m)).collect(),
+        }
+    }
+
+    fn condition_status<'a>(status: &'a ProductionProfileStatus, type_: &str) -> (&'a str, &'a str) {
+        let c = status.conditions.iter().find(|c| c.type_ == type_).expect("condition present");
+        (c.status.as_str(), c.reason.as_str())
+    }
+
+    fn now() -> Time {
+        Time(Timestamp::from_second(1_800_000_000).expect("valid time"))
+    }
+
+    #[test]
+    fn status_cases() {
+        let owned = vec!["a".to_owned(), "b".to_owned()];
+        struct Case {
+            name: &'static str,
+            mode: &'static str,
+            reports: Vec<(&'static str, NamespaceReport)>,
+            lost: Vec<(String, String)>,
+            want_ready: (&'static str, &'static str),
+            want_reconciling: &'static str,
+            want_stalled: &'static str,
+            want_compliant: i32,
+            want_observed: Option<i64>,
+        }
+        let cases = vec![
+            Case {
+                name: "all compliant",
+                mode: "Enforce",
+                reports: vec![("a", report("prod", 2, &[])), ("b", report("prod", 2, &[]))],
+                lost: vec![],
+                want_ready: ("True", "Compliant"),
+                want_reconciling: "False",
+                want_stalled: "False",
+                want_compliant: 2,
+                want_observed: Some(2),
+            },
+            Case {
+                name: "one namespace still at the old generation",
+                mode: "Enforce",
+                reports: vec![("a", report("prod", 2, &[])), ("b", report("prod", 1, &[]))],
+                lost: vec![],
+                want_ready: ("False", "Progressing"),
+                want_reconciling: "True",
+                want_stalled: "False",
+                want_compliant: 1,
+                want_observed: None,
+            },
+            Case {
+                name: "role refused stalls",
+                mode: "Enforce",
+                reports: vec![("a", report("prod", 2, &[("RoleNotAllowed", "cluster-admin")])), ("b", report("prod", 2, &[]))],
+                lost: vec![],
+                want_ready: ("False", "NotCompliant"),
+                want_reconciling: "False",
+                want_stalled: "True",
+                want_compliant: 1,
+                want_observed: Some(2),
+            },
+            Case {
+                name: "audit drift is not stalled",
+                mode: "Audit",
+                reports: vec![("a", report("prod", 2, &[("Drifted", "missing")])), ("b", report("prod", 2, &[]))],
+                lost: vec![],
+                want_ready: ("False", "Drifted"),
+                want_reconciling: "False",
+                want_stalled: "False",
+                want_compliant: 1,
+                want_observed: Some(2),
+            },
+            Case {
+                name: "conflicts are listed but do not spoil readiness",
+                mode: "Enforce",
+                reports: vec![("a", report("prod", 2, &[])), ("b", report("prod", 2, &[]))],
+                lost: vec![("c".to_owned(), "urgent".to_owned())],
+                want_ready: ("True", "Compliant"),
+                want_reconciling: "False",
+                want_stalled: "False",
+                want_compliant: 2,
+                want_observed: Some(2),
+            },
+        ];
+        for case in cases {
+            let p = profile(2, case.mode);
+            let reports: HashMap<String, NamespaceReport> =
+                case.reports.into_iter().map(|(n, r)| (n.to_owned(), r)).collect();
+            let status = compute_status(&p, &owned, &case.lost, &reports, &now());
+            assert_eq!(condition_status(&status, "Ready"), case.want_ready, "{}", case.name);
+            assert_eq!(condition_status(&status, "Reconciling").0, case.want_reconciling, "{}", case.name);
+            assert_eq!(condition_status(&status, "Stalled").0, case.want_stalled, "{}", case.name);
+            assert_eq!(status.matched_namespaces, 2, "{}", case.name);
+            assert_eq!(status.compliant_namespaces, case.want_compliant, "{}", case.name);
+            assert_eq!(status.observed_generation, case.want_observed, "{}", case.name);
+            let conflicts = status.non_compliant.iter().filter(|p| p.reason == "Conflict").count();
+            assert_eq!(conflicts, case.lost.len(), "{}", case.name);
+        }
+    }
+
+    #[test]
+    fn status_is_stable_across_passes() {
+        // Writing status must not cause another write: a second pass over
+        // the same facts yields an equal status, even at a later time.
+        let mut p = profile(1, "Enforce");
+        let owned = vec!["a".to_owned()];
+        let reports = HashMap::from([("a".to_owned(), report("prod", 1, &[]))]);
+        let first = compute_status(&p, &owned, &[], &reports, &now());
+        p.status = Some(first.clone());
+        let later = Time(Timestamp::from_second(1_800_000_600).expect("valid time"));
+        let second = compute_status(&p, &owned, &[], &reports, &later);
+        assert_eq!(first, second);
+    }
+
+    #[test]
+    fn non_compliant_list_is_bounded() {
+        let p = profile(1, "Enforce");
+        let owned: Vec<String> = (0..50).map(|i| format!("ns-{i:02}")).collect();
+        let reports: HashMap<String, NamespaceReport> =
+            owned.iter().map(|n| (n.clone(), report("prod", 1, &[("Drifted", "x")]))).collect();
+        let status = compute_status(&p, &owned, &[], &reports, &now());
+        assert_eq!(status.non_compliant.len(), MAX_REPORTED_NAMESPACES);
+        assert_eq!(status.compliant_namespaces, 0);
+        assert_eq!(status.non_compliant[0].namespace, "ns-00");
+    }
+}
