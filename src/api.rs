@@ -39,6 +39,7 @@ pub const MAX_REPORTED_NAMESPACES: usize = 20;
     category = "baseliner",
     status = "ProductionProfileStatus",
     derive = "PartialEq",
+    validation = Rule::new("size(self.metadata.name) <= 63").message("metadata.name must be at most 63 characters: it is the value of the baseliner.dev/profile label on every managed object").reason(Reason::FieldValueInvalid),
     doc = "ProductionProfile declares the production baseline every selected namespace must contain.",
     printcolumn(
         name = "Mode",
@@ -129,7 +130,7 @@ pub struct ProductionProfileSpec {
 /// `exclude` always wins.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[x_kube(validation = Rule::new("has(self.selector) || size(self.include) > 0").message("set selector, include, or both").reason(Reason::FieldValueRequired))]
+#[x_kube(validation = Rule::new("has(self.selector) || (has(self.include) && size(self.include) > 0)").message("set selector, include, or both").reason(Reason::FieldValueRequired))]
 pub struct NamespaceSelection {
     /// Label selector over namespaces. `{}` selects every namespace except
     /// the system ones (kube-system, kube-public, kube-node-lease and the
@@ -236,7 +237,7 @@ pub struct DnsTarget {
 
     /// Labels of the DNS pods.
     #[serde(default = "default_dns_pod_labels")]
-    #[schemars(length(min = 1, max = 8))]
+    #[schemars(extend("minProperties" = 1, "maxProperties" = 8))]
     pub pod_labels: BTreeMap<String, String>,
 }
 
@@ -252,7 +253,7 @@ impl Default for DnsTarget {
 /// Ingress allowed from pods in other namespaces.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[x_kube(validation = Rule::new("has(self.namespaceSelector) || size(self.namespaces) > 0").message("set namespaceSelector or namespaces").reason(Reason::FieldValueRequired))]
+#[x_kube(validation = Rule::new("has(self.namespaceSelector) || (has(self.namespaces) && size(self.namespaces) > 0)").message("set namespaceSelector or namespaces").reason(Reason::FieldValueRequired))]
 pub struct IngressAllow {
     /// Short name, used in the NetworkPolicy's name `baseliner-allow-from-<name>`.
     #[schemars(
@@ -384,7 +385,7 @@ pub struct LimitRangeSpec {
 pub struct ResourceQuotaSpec {
     /// Resource name to limit, e.g. `requests.cpu: "8"`, `limits.memory: 16Gi`,
     /// `pods: "50"`, `count/services.loadbalancers: "0"`.
-    #[schemars(length(min = 1, max = 64))]
+    #[schemars(extend("minProperties" = 1, "maxProperties" = 64))]
     #[x_kube(validation = Rule::new("self.all(k, isQuantity(self[k]))").message("values must be quantities such as 8, 500m or 16Gi").reason(Reason::FieldValueInvalid))]
     #[x_kube(validation = Rule::new("self.all(k, k.matches('^[a-z0-9]([-a-z0-9./]*[a-z0-9])?$'))").message("keys must be resource names such as requests.cpu or count/pods").reason(Reason::FieldValueInvalid))]
     pub hard: BTreeMap<String, String>,
