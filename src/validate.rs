@@ -1,0 +1,507 @@
+//! Offline validation of `ProductionProfile` manifests, for CI pipelines and
+//! for `baseliner render`.
+//!
+//! A document passes through the same stages the API server applies, in the
+//! same order, and then through checks only this tool makes:
+//!
+//! 1. YAML parsing, and `apiVersion` / `kind` / `metadata.name`;
+//! 2. the structural OpenAPI schema of the generated CRD ([`schema`]);
+//! 3. the CRD's CEL `x-kubernetes-validations` rules, evaluated with kube's
+//!    CEL library after schema defaults are applied (skipped, as the API
+//!    server skips them, after a type, enum, required or size error);
+//! 4. semantic checks that need no cluster ([`semantic`]): label selectors,
+//!    CIDRs, cron schedules, TTLs, subject templates, LimitRange ordering.
+//!
+//! Each [`Problem`] records its [`Stage`], so a test can compare the stages
+//! the API server also runs with the API server's own verdict.
+
+mod cron;
+pub(crate) mod schema;
+mod semantic;
+
+use std::fmt;
+use std::sync::LazyLock;
+
+use kube::CustomResourceExt;
+use kube::core::cel::{ErrorKind, RootContext, Validator};
+use serde_json::Value;
+
+use crate::api::{GROUP, ProductionProfile};
+
+pub use semantic::{check_label_key, check_label_value};
+
+/// `apiVersion` of the documents this module validates.
+pub const API_VERSION: &str = "baseliner.dev/v1alpha1";
+/// `kind` of the documents this module validates.
+pub const KIND: &str = "ProductionProfile";
+
+/// The `openAPIV3Schema` of the CRD the API server would enforce.
+static SCHEMA: LazyLock<Value> = LazyLock::new(|| {
+    let crd = serde_json::to_value(ProductionProfile::crd()).unwrap_or_default();
+    crd.pointer("/spec/versions/0/schema/openAPIV3Schema")
+        .cloned()
+        .unwrap_or_default()
+});
+
+/// The CRD's structural schema, as validation uses it.
+pub fn crd_schema() -> &'static Value {
+    &SCHEMA
+}
+
+/// Which check found a problem.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Stage {
+    /// The document is not YAML, or not a ProductionProfile.
+    Document,
+    /// The structural OpenAPI schema (the API server checks this too).
+    Schema,
+    /// A CEL rule of the CRD (the API server checks this too).
+    Rule,
+    /// A check only this tool makes.
+    Semantic,
+}
+
+impl Stage {
+    /// Whether the API server would refuse the object for this problem too.
+    pub fn enforced_by_api_server(self) -> bool {
+        matches!(self, Self::Schema | Self::Rule)
+    }
+}
+
+/// One thing wrong with a document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The field at fault, e.g. `spec.backup.schedule`; empty for the
+    /// document as a whole.
+    pub path: String,
+    /// What is wrong, for a human.
+    pub message: String,
+    /// Which check found it.
+    pub stage: Stage,
+}
+
+impl Problem {
+    fn new(path: &str, message: String) -> Self {
+        Self {
+            path: path.to_owned(),
+            message,
+            stage: Stage::Semantic,
+        }
+    }
+
+    fn at(mut self, stage: Stage) -> Self {
+        self.stage = stage;
+        self
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// The verdict on one YAML document.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DocumentReport {
+    /// Position among the file's non-empty documents, from 1.
+    pub index: usize,
+    /// Line of the file the document starts on, from 1.
+    pub line: usize,
+    /// `metadata.name`, when the document has one.
+    pub name: Option<String>,
+    /// Everything wrong with it; empty when it is valid.
+    pub problems: Vec<Problem>,
+    /// The profile, with defaults applied, when it is valid.
+    pub profile: Option<ProductionProfile>,
+}
+
+impl DocumentReport {
+    /// Whether the document is a valid profile.
+    pub fn is_valid(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    /// `document 2 (production-strict)`, for messages.
+    pub fn label(&self) -> String {
+        match &self.name {
+            Some(name) => format!("document {} ({name})", self.index),
+            None => format!("document {}", self.index),
+        }
+    }
+}
+
+/// Validates every document of a YAML stream. Empty documents (blank or
+/// comments only) are skipped and not counted; an empty stream yields no
+/// reports.
+pub fn validate_documents(text: &str) -> Vec<DocumentReport> {
+    split_documents(text)
+        .into_iter()
+        .enumerate()
+        .map(|(position, document)| {
+            let index = position + 1;
+            match parse_document(&document) {
+                Ok(value) => {
+                    let (name, outcome) = validate_value(value);
+                    let (problems, profile) = match outcome {
+                        Ok(profile) => (Vec::new(), Some(profile)),
+                        Err(problems) => (problems, None),
+                    };
+                    DocumentReport {
+                        index,
+                        line: document.line,
+                        name,
+                        problems,
+                        profile,
+                    }
+                }
+                Err(problem) => DocumentReport {
+                    index,
+                    line: document.line,
+                    name: None,
+                    problems: vec![problem],
+                    profile: None,
+                },
+            }
+        })
+        .collect()
+}
+
+/// Validates one decoded document. Returns its `metadata.name`, if any,
+/// and the typed profile or every problem found.
+pub fn validate_value(value: Value) -> (Option<String>, Result<ProductionProfile, Vec<Problem>>) {
+    let name = value
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    (name, validate_object(value))
+}
+
+fn validate_object(mut value: Value) -> Result<ProductionProfile, Vec<Problem>> {
+    let document_problems = check_type_and_name(&value);
+    if !document_problems.is_empty() {
+        return Err(document_problems);
+    }
+    let mut problems = Vec::new();
+    if let Some(name) = value.pointer("/metadata/name").and_then(Value::as_str) {
+        problems.extend(semantic::check_name(name));
+    }
+
+    let schema_problems = schema::SchemaChecker::default().check_root(&SCHEMA, &mut value);
+    let blocking = schema_problems.iter().any(|p| p.blocking);
+    problems.extend(
+        schema_problems
+            .into_iter()
+            .map(|p| p.problem.at(Stage::Schema)),
+    );
+
+    if blocking {
+        problems.push(Problem::new(
+            "",
+            "the CRD's validation rules were not checked because of the errors above; fix them and validate again".to_owned(),
+        ).at(Stage::Schema));
+        return Err(problems);
+    }
+    problems.extend(check_rules(&value));
+
+    let profile = match serde_json::from_value::<ProductionProfile>(apply_defaults(&value)) {
+        Ok(profile) => profile,
+        Err(error) => {
+            // The schema is generated from the same types, so this means the
+            // two disagree: report it rather than hide it.
+            problems.push(
+                Problem::new(
+                    "",
+                    format!("cannot be read as a ProductionProfile: {error}"),
+                )
+                .at(Stage::Schema),
+            );
+            return Err(problems);
+        }
+    };
+
+    let already_reported: Vec<String> = problems
+        .iter()
+        .map(|p| p.path.clone())
+        .filter(|path| !path.is_empty())
+        .collect();
+    problems.extend(semantic::check_profile(&profile).into_iter().filter(|p| {
+        !already_reported
+            .iter()
+            .any(|reported| is_within(&p.path, reported))
+    }));
+
+    if problems.is_empty() {
+        Ok(profile)
+    } else {
+        Err(problems)
+    }
+}
+
+/// `apiVersion`, `kind` and `metadata.name`: without them nothing else
+/// means anything.
+fn check_type_and_name(value: &Value) -> Vec<Problem> {
+    let document = |path: &str, message: String| Problem::new(path, message).at(Stage::Document);
+    let Some(object) = value.as_object() else {
+        let found = match value {
+            Value::Null => "an empty document",
+            Value::Array(_) => "a list",
+            _ => "a plain value",
+        };
+        return vec![document(
+            "",
+            format!("expected a {KIND} object (a YAML mapping), found {found}"),
+        )];
+    };
+    let api_version = object.get("apiVersion").and_then(Value::as_str);
+    let kind = object.get("kind").and_then(Value::as_str);
+    if kind != Some(KIND) {
+        let found = kind.map_or("no kind".to_owned(), |k| format!("kind {k:?}"));
+        return vec![document(
+            "kind",
+            format!("expected a {KIND} ({API_VERSION}), found {found}"),
+        )];
+    }
+    if api_version != Some(API_VERSION) {
+        let found = api_version.map_or("nothing".to_owned(), |v| format!("{v:?}"));
+        let hint = if api_version.is_some_and(|v| v.starts_with(GROUP)) {
+            " (this baseliner knows only v1alpha1)"
+        } else {
+            ""
+        };
+        return vec![document(
+            "apiVersion",
+            format!("must be {API_VERSION}, found {found}{hint}"),
+        )];
+    }
+    match object.get("metadata").and_then(|m| m.get("name")) {
+        Some(Value::String(name)) if !name.is_empty() => Vec::new(),
+        Some(Value::String(_)) | None => {
+            vec![document(
+                "metadata.name",
+                "required field is missing".to_owned(),
+            )]
+        }
+        Some(other) => vec![document(
+            "metadata.name",
+            format!("must be a string, not {other}"),
+        )],
+    }
+}
+
+/// Evaluates the CRD's CEL rules as the API server does.
+fn check_rules(value: &Value) -> Vec<Problem> {
+    let root = RootContext {
+        api_version: API_VERSION.to_owned(),
+        api_group: GROUP.to_owned(),
+        kind: KIND.to_owned(),
+    };
+    let Err(errors) = Validator::new().validate_with_context(&SCHEMA, value, None, Some(&root))
+    else {
+        return Vec::new();
+    };
+    errors
+        .into_iter()
+        .map(|error| {
+            let message = match error.kind {
+                ErrorKind::ValidationFailure => error.message,
+                _ => format!(
+                    "rule `{}` could not be evaluated: {}",
+                    error.rule, error.message
+                ),
+            };
+            Problem::new(&error.field_path, message).at(Stage::Rule)
+        })
+        .collect()
+}
+
+fn apply_defaults(value: &Value) -> Value {
+    kube::core::cel::apply_defaults(&SCHEMA, value)
+}
+
+/// Whether `path` is `ancestor` or a field or item below it.
+fn is_within(path: &str, ancestor: &str) -> bool {
+    path.strip_prefix(ancestor)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || rest.starts_with('['))
+}
+
+fn join_property(path: &str, property: &str) -> String {
+    if path.is_empty() {
+        property.to_owned()
+    } else {
+        format!("{path}.{property}")
+    }
+}
+
+fn join_index(path: &str, index: usize) -> String {
+    format!("{path}[{index}]")
+}
+
+fn join_key(path: &str, key: &str) -> String {
+    format!("{path}[{key}]")
+}
+
+/// One document's text and where it starts.
+struct RawDocument<'a> {
+    line: usize,
+    text: &'a str,
+}
+
+/// Splits a stream on `---` lines, as kubectl does, keeping each
+/// document's starting line for messages. Documents holding only blank
+/// lines, comments and markers are dropped.
+fn split_documents(text: &str) -> Vec<RawDocument<'_>> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut documents = Vec::new();
+    let mut start = 0;
+    let mut start_line = 1;
+    let mut offset = 0;
+    for (number, line) in text.split_inclusive('\n').enumerate() {
+        let is_separator = line
+            .strip_prefix("---")
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace));
+        if is_separator && offset > start {
+            documents.push(RawDocument {
+                line: start_line,
+                text: &text[start..offset],
+            });
+            start = offset;
+            start_line = number + 1;
+        }
+        offset += line.len();
+    }
+    documents.push(RawDocument {
+        line: start_line,
+        text: &text[start..],
+    });
+    documents.retain(|document| !is_blank(document.text));
+    documents
+}
+
+fn is_blank(text: &str) -> bool {
+    text.lines().all(|line| {
+        let line = line.trim();
+        line.is_empty()
+            || line.starts_with('#')
+            || line == "---"
+            || line == "..."
+            || (line.starts_with("--- ") && line[4..].trim_start().starts_with('#'))
+    })
+}
+
+fn parse_document(document: &RawDocument) -> Result<Value, Problem> {
+    serde_saphyr::from_str::<Value>(document.text).map_err(|error| {
+        let plain = error.without_snippet().to_string();
+        // saphyr appends " at line L, column C" relative to the document; the
+        // location is reported relative to the file instead.
+        let message = plain
+            .rfind(" at line ")
+            .map_or(plain.as_str(), |cut| &plain[..cut])
+            .to_owned();
+        let message = match error.location() {
+            Some(location) => format!(
+                "invalid YAML at line {}, column {}: {message}",
+                document.line + location.line() as usize - 1,
+                location.column()
+            ),
+            None => format!("invalid YAML: {message}"),
+        };
+        Problem::new("", message).at(Stage::Document)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_documents_with_their_lines() {
+        let text = "# header\n---\na: 1\n---\n# only a comment\n---\nb: 2\n--- # trailing\nc: 3\n";
+        let documents = split_documents(text);
+        let found: Vec<(usize, &str)> = documents.iter().map(|d| (d.line, d.text)).collect();
+        assert_eq!(
+            found,
+            vec![
+                (2, "---\na: 1\n"),
+                (6, "---\nb: 2\n"),
+                (8, "--- # trailing\nc: 3\n")
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_streams_have_no_documents() {
+        for text in ["", "\n", "# nothing\n", "---\n", "---\n---\n", "\u{feff}"] {
+            assert!(validate_documents(text).is_empty(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn yaml_errors_name_the_file_line() {
+        let text = "apiVersion: v1\nkind: X\n---\na: 1\n  b: 2\n";
+        let reports = validate_documents(text);
+        assert_eq!(reports.len(), 2);
+        let message = reports[1].problems[0].to_string();
+        assert!(
+            message.starts_with("invalid YAML at line 5, column 4"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn within() {
+        assert!(is_within("spec.a", "spec.a"));
+        assert!(is_within("spec.a.b", "spec.a"));
+        assert!(is_within("spec.a[0]", "spec.a"));
+        assert!(!is_within("spec.ab", "spec.a"));
+        assert!(!is_within("spec", "spec.a"));
+    }
+}
+
+#[cfg(test)]
+mod schema_coverage {
+    use serde_json::Value;
+
+    use super::{crd_schema, schema::KEYWORDS};
+
+    fn collect_keywords(node: &Value, found: &mut Vec<String>) {
+        let Some(object) = node.as_object() else {
+            return;
+        };
+        for (key, child) in object {
+            if !found.contains(key) {
+                found.push(key.clone());
+            }
+            match key.as_str() {
+                "properties" => child
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|p| p.values())
+                    .for_each(|schema| collect_keywords(schema, found)),
+                "items" | "additionalProperties" => collect_keywords(child, found),
+                _ => {}
+            }
+        }
+    }
+
+    /// The walker must understand every keyword the generated CRD uses, or a
+    /// constraint could be silently skipped offline.
+    #[test]
+    fn walker_understands_every_keyword_of_the_crd() {
+        let mut found = Vec::new();
+        collect_keywords(crd_schema(), &mut found);
+        let unknown: Vec<&String> = found
+            .iter()
+            .filter(|k| !KEYWORDS.contains(&k.as_str()))
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "schema keywords the offline validator does not check: {unknown:?}"
+        );
+        assert!(found.contains(&"x-kubernetes-validations".to_owned()));
+    }
+}
