@@ -2,12 +2,16 @@
 //!
 //! - [`api`]: the `ProductionProfile` types, the source of the CRD.
 //! - [`controller`]: watches, the per-namespace reconcile, status and Events.
+//! - [`cli`]: the `baseliner` command line (`crd`, `validate`, `render`).
 //! - [`selection`]: which profile owns which namespace.
 //! - [`render`]: the pure step from a profile and a namespace to the desired
 //!   objects, with [`template`] for subject names and [`velero`] for the
 //!   Velero Schedule type.
+//! - [`validate`]: offline validation of profile manifests, the CRD's
+//!   schema and CEL rules plus checks that need no cluster.
 
 pub mod api;
+pub mod cli;
 pub mod controller;
 pub mod metrics;
 pub mod render;

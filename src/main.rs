@@ -1,9 +1,18 @@
-use baseliner::api::ProductionProfile;
-use kube::CustomResourceExt;
+use std::io::{self, Write};
+use std::process::ExitCode;
 
-fn main() {
-    print!(
-        "{}",
-        serde_saphyr::to_string(&ProductionProfile::crd()).unwrap()
-    );
+use baseliner::cli::{self, Cli};
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (mut out, mut err) = (io::stdout().lock(), io::stderr().lock());
+    match cli::run(cli, &mut out, &mut err) {
+        Ok(outcome) => outcome.into(),
+        Err(error) => {
+            // Nothing better to do if stderr itself is gone.
+            let _ = writeln!(err, "error: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
