@@ -53,7 +53,8 @@ pub fn crd_schema() -> &'static Value {
 pub enum Stage {
     /// The document is not YAML, or not a ProductionProfile.
     Document,
-    /// The structural OpenAPI schema (the API server checks this too).
+    /// The structural OpenAPI schema, or `metadata.name` (the API server
+    /// checks these too).
     Schema,
     /// A CEL rule of the CRD (the API server checks this too).
     Rule,
@@ -188,7 +189,12 @@ fn validate_object(mut value: Value) -> Result<ProductionProfile, Vec<Problem>> 
     }
     let mut problems = Vec::new();
     if let Some(name) = value.pointer("/metadata/name").and_then(Value::as_str) {
-        problems.extend(semantic::check_name(name));
+        // The API server checks object names with the schema.
+        problems.extend(
+            semantic::check_name(name)
+                .into_iter()
+                .map(|p| p.at(Stage::Schema)),
+        );
     }
 
     let schema_problems = schema::SchemaChecker::default().check_root(&SCHEMA, &mut value);
