@@ -1,0 +1,150 @@
+//! Runs the real `baseliner` binary against the plane, as a separate process.
+//!
+//! Tests that only need "an operator is running" share one process per test
+//! binary ([`shared_operator`]); tests that measure or disturb the operator
+//! start their own ([`Operator::start`]). Every operator process is tied to
+//! the test process: it gets SIGKILL when the test process dies, so a failed
+//! run leaves nothing behind.
+
+use std::fs::File;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{Plane, random_name, workspace_root};
+
+/// A running `baseliner run` process.
+pub struct Operator {
+    child: Child,
+    /// Where its stdout and stderr go.
+    pub log: PathBuf,
+}
+
+impl Operator {
+    /// Starts `baseliner run ARGS...` with `kubeconfig` as its `KUBECONFIG`.
+    pub fn start(kubeconfig: &Path, args: &[&str]) -> Result<Self> {
+        let binary = operator_binary()?;
+        let logs = workspace_root().join("target").join("e2e-logs");
+        std::fs::create_dir_all(&logs)?;
+        let log = logs.join(format!("{}.log", random_name("operator")));
+        let out = File::create(&log)?;
+        let err = out.try_clone()?;
+        let mut command = Command::new(&binary);
+        command
+            .arg("run")
+            .args(args)
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", std::env::var("BASELINER_E2E_LOG").unwrap_or_else(|_| "info,baseliner=debug".into()))
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        // SAFETY: prctl is async-signal-safe and touches only this process.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn().with_context(|| format!("starting {}", binary.display()))?;
+        Ok(Self { child, log })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends SIGTERM and waits up to `timeout` for a clean exit; returns the
+    /// exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
+        signal(self.child.id(), libc::SIGTERM);
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                bail!("operator did not exit within {timeout:?} of SIGTERM; log: {}", self.log.display());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the process with SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The process's output so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if self.is_running() {
+            let _ = self.terminate(Duration::from_secs(10));
+        }
+    }
+}
+
+fn signal(pid: u32, signal: i32) {
+    // SAFETY: sending a signal to a child we own.
+    unsafe {
+        libc::kill(pid as i32, signal);
+    }
+}
+
+/// One operator shared by the tests of this test binary, as cluster admin.
+/// Tests must keep to their own namespaces and profiles (select by a label
+/// only they use) so they do not see each other's work.
+pub fn shared_operator(plane: &Plane) -> Result<()> {
+    static SHARED: OnceLock<Mutex<Operator>> = OnceLock::new();
+    if SHARED.get().is_none() {
+        let operator = Operator::start(&plane.kubeconfig, &["--resync-seconds", "30"])?;
+        let _ = SHARED.set(Mutex::new(operator));
+    }
+    let shared = SHARED.get().context("shared operator")?;
+    let mut operator = shared.lock().unwrap_or_else(|e| e.into_inner());
+    if !operator.is_running() {
+        bail!("the shared operator exited; its log:\n{}", operator.output());
+    }
+    Ok(())
+}
+
+/// The `baseliner` binary: `$BASELINER_BIN`, or the workspace's debug build,
+/// built once per test process so it is never stale.
+pub fn operator_binary() -> Result<PathBuf> {
+    if let Ok(path) = std::env::var("BASELINER_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "--quiet", "-p", "baseliner", "--bin", "baseliner"])
+                .current_dir(workspace_root())
+                .status()
+                .map_err(|e| format!("running cargo build: {e}"))?;
+            if !status.success() {
+                return Err(format!("cargo build of the baseliner binary failed: {status}"));
+            }
+            Ok(workspace_root().join("target").join("debug").join("baseliner"))
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
