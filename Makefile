@@ -1,0 +1,85 @@
+# baseliner: common tasks. `make help` lists them.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+CONTROLPLANE := e2e/controlplane
+BASELINER ?= $(CARGO) run -q -p baseliner --
+CRD := crds/baseliner.dev_productionprofiles.yaml
+CRD_COPY := config/crd/bases/baseliner.dev_productionprofiles.yaml
+SAMPLES := config/samples/production-strict.yaml config/samples/staging-light.yaml config/samples/audit-only.yaml
+
+.PHONY: help test test-unit test-e2e controlplane cluster-up cluster-down cluster-status
+.PHONY: build crd check-crd lint validate-samples demo
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort \
+	  | awk 'BEGIN {FS = ":.*## "} {printf "  %-16s %s\n", $$1, $$2}'
+
+## Tests
+
+test: ## Unit tests, then the e2e suite
+	$(MAKE) test-unit
+	$(MAKE) test-e2e
+
+test-unit: ## Unit tests of every crate but the e2e suite
+	$(CARGO) test --workspace --exclude baseliner-e2e
+
+test-e2e: ## e2e suite on the local control plane (stops it after only if it started it)
+	hack/test-e2e.sh
+
+## Local control plane (etcd, kube-apiserver, kube-controller-manager, kubectl)
+
+controlplane: ## Build the control plane binaries, or reuse the cached ones
+	$(CONTROLPLANE)/build.sh
+
+cluster-up: ## Start the control plane; admin kubeconfig in target/cluster/kubeconfig
+	$(CONTROLPLANE)/cluster.sh up
+
+cluster-down: ## Stop the control plane and remove its state
+	$(CONTROLPLANE)/cluster.sh down
+
+cluster-status: ## Is the control plane running and ready?
+	$(CONTROLPLANE)/cluster.sh status
+
+## Build, generate, lint
+
+build: ## Build the baseliner binary (target/debug/baseliner)
+	$(CARGO) build -p baseliner
+
+crd: ## Regenerate crds/ and config/crd/bases/ from src/api.rs
+	$(BASELINER) crd > $(CRD).tmp
+	mv $(CRD).tmp $(CRD)
+	cp $(CRD) $(CRD_COPY)
+
+check-crd: ## Fail if the committed CRD is not what src/api.rs generates
+	@$(BASELINER) crd > $(CRD).generated
+	@for f in $(CRD) $(CRD_COPY); do \
+	  diff -u $$f $(CRD).generated >&2 || { rm -f $(CRD).generated; echo "$$f is out of date: run make crd" >&2; exit 1; }; \
+	done
+	@rm -f $(CRD).generated
+	@echo "CRD is current"
+
+lint: ## cargo fmt --check and clippy with warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## Offline: what a GitOps pipeline runs (no cluster)
+
+validate-samples: ## Validate the sample profiles in config/samples/
+	$(BASELINER) validate $(SAMPLES)
+
+demo: ## Validate the samples, then render each for an example namespace (one YAML stream)
+	@$(BASELINER) validate $(SAMPLES) >&2
+	@echo "# production-strict for namespace shop (env=production, team=payments)"
+	@$(BASELINER) render --profile config/samples/production-strict.yaml \
+	  --namespace shop --label env=production --label team=payments
+	@echo "---"
+	@echo "# staging-light for namespace shop-staging (env=staging, team=payments)"
+	@$(BASELINER) render --profile config/samples/staging-light.yaml \
+	  --namespace shop-staging --label env=staging --label team=payments
+	@echo "---"
+	@echo "# audit-only for namespace cards (compliance=pci)"
+	@$(BASELINER) render --profile config/samples/audit-only.yaml \
+	  --namespace cards --label compliance=pci
