@@ -347,8 +347,9 @@ fn join_index(path: &str, index: usize) -> String {
     format!("{path}[{index}]")
 }
 
+/// A map entry: `hard.pods`, as the API server names it.
 fn join_key(path: &str, key: &str) -> String {
-    format!("{path}[{key}]")
+    join_property(path, key)
 }
 
 /// One document's text and where it starts.

@@ -497,7 +497,7 @@ mod tests {
                 json!({"m": {"a": "1", "b": 2}}),
                 vec![
                     ("m: must have at most 1 entry, not 2", true),
-                    ("m[b]: must be a string, not a number (2)", true),
+                    ("m.b: must be a string, not a number (2)", true),
                 ],
             ),
             (
