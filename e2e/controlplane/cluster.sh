@@ -213,15 +213,15 @@ cmd_up() {
   BIN="$("$HERE/build.sh")"
   [[ -x "$BIN/kube-apiserver" ]] || die "build.sh did not produce binaries in $BIN"
 
+  ETCD_PORT="$(pick_port BASELINER_ETCD_PORT 12379)"
+  ETCD_PEER_PORT="$(pick_port BASELINER_ETCD_PEER_PORT 12380 "$ETCD_PORT")"
+  API_PORT="$(pick_port BASELINER_APISERVER_PORT 16443 "$ETCD_PORT" "$ETCD_PEER_PORT")"
+
   rm -rf "$STATE"
   mkdir -p "$STATE"/{bin,logs,run,etcd,flexvolume,kcm-certs}
   chmod 700 "$STATE/etcd"
   for c in etcd kube-apiserver kube-controller-manager kubectl; do ln -s "$BIN/$c" "$STATE/bin/$c"; done
   BIN="$STATE/bin"
-
-  ETCD_PORT="$(pick_port BASELINER_ETCD_PORT 12379)"
-  ETCD_PEER_PORT="$(pick_port BASELINER_ETCD_PEER_PORT 12380 "$ETCD_PORT")"
-  API_PORT="$(pick_port BASELINER_APISERVER_PORT 16443 "$ETCD_PORT" "$ETCD_PEER_PORT")"
 
   make_pki
   write_kubeconfig "$STATE/kubeconfig" baseliner-e2e-admin "$STATE/pki/admin.crt" "$STATE/pki/admin.key"
