@@ -93,7 +93,7 @@ tail_logs() {
 port_in_use() {
   local p="$1"
   if command -v ss >/dev/null 2>&1; then
-    ss -Htan "sport = :$p" 2>/dev/null | grep -q . && return 0
+    ss -Hltn "sport = :$p" 2>/dev/null | grep -q . && return 0
     return 1
   fi
   (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null
