@@ -67,6 +67,13 @@ fn init() -> Result<Plane> {
                         kc.display()
                     );
                 }
+                // cargo runs tests in the crate's directory; a relative
+                // path is taken from the workspace root, where make runs.
+                let kc = if kc.is_relative() && !kc.exists() {
+                    repo_root().join(kc)
+                } else {
+                    kc
+                };
                 (kc, false)
             }
             None => {
