@@ -1,5 +1,6 @@
 //! The `baseliner` command line: `crd`, `validate` and `render`, the
-//! offline half a GitOps pipeline runs without a cluster.
+//! offline half a GitOps pipeline runs without a cluster, and `run`, the
+//! operator itself.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -59,6 +60,8 @@ pub enum Command {
     /// apply it), and 3 when the profile does not select the namespace
     /// (nothing is printed).
     Render(RenderArgs),
+    /// Run the operator against the cluster in $KUBECONFIG (or in-cluster).
+    Run(crate::run::RunArgs),
 }
 
 /// Arguments of `baseliner render`.
@@ -184,6 +187,13 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Outcome
         Command::Crd => print_crd(out),
         Command::Validate { files } => validate_files(&files, out, err),
         Command::Render(args) => render(&args, out, err),
+        Command::Run(args) => match crate::run::run(args) {
+            Ok(()) => Ok(Outcome::Success),
+            Err(error) => {
+                writeln!(err, "error: {error}")?;
+                Ok(Outcome::Problems)
+            }
+        },
     }
 }
 

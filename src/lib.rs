@@ -3,6 +3,7 @@
 //! - [`api`]: the `ProductionProfile` types, the source of the CRD.
 //! - [`controller`]: watches, the per-namespace reconcile, status and Events.
 //! - [`cli`]: the `baseliner` command line (`crd`, `validate`, `render`).
+//! - [`run`]: `baseliner run`, the operator process's wiring.
 //! - [`selection`]: which profile owns which namespace.
 //! - [`render`]: the pure step from a profile and a namespace to the desired
 //!   objects, with [`template`] for subject names and [`velero`] for the
@@ -15,6 +16,7 @@ pub mod cli;
 pub mod controller;
 pub mod metrics;
 pub mod render;
+pub mod run;
 pub mod selection;
 pub mod template;
 pub mod validate;

@@ -6,7 +6,8 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (mut out, mut err) = (io::stdout().lock(), io::stderr().lock());
+    // Not locked: `run` logs to stdout from many threads.
+    let (mut out, mut err) = (io::stdout(), io::stderr());
     match cli::run(cli, &mut out, &mut err) {
         Ok(outcome) => outcome.into(),
         Err(error) => {

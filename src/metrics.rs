@@ -17,7 +17,11 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn reconciled(&self, ok: bool, _took: Duration) {
-        let counter = if ok { &self.reconciles_ok } else { &self.reconciles_failed };
+        let counter = if ok {
+            &self.reconciles_ok
+        } else {
+            &self.reconciles_failed
+        };
         counter.fetch_add(1, Ordering::Relaxed);
     }
 

@@ -18,14 +18,26 @@ pub const PROFILE_LABEL: &str = "baseliner.dev/profile";
 
 /// `kubectl apply --server-side` of a manifest given as YAML.
 pub async fn kubectl_apply(env: &TestEnv, yaml: &str) -> Result<String> {
-    env.kubectl_with_stdin(["apply", "--server-side", "--field-manager=e2e-user", "-f", "-"], yaml)
-        .await?
-        .ok()
+    env.kubectl_with_stdin(
+        &env.plane().kubeconfig,
+        [
+            "apply",
+            "--server-side",
+            "--field-manager=e2e-user",
+            "-f",
+            "-",
+        ],
+        Some(yaml),
+    )
+    .await?
+    .ok()
 }
 
 /// `kubectl delete` of a profile, waiting for it to be gone.
 pub async fn delete_profile(env: &TestEnv, name: &str) -> Result<String> {
-    env.kubectl(["delete", "productionprofile", name, "--wait=true"]).await?.ok()
+    env.kubectl(["delete", "productionprofile", name, "--wait=true"])
+        .await?
+        .ok()
 }
 
 /// A profile selecting namespaces labelled `e2e-case=<case>`, with the body
@@ -72,7 +84,10 @@ pub fn strict_objects() -> BTreeSet<(String, String)> {
 }
 
 /// Managed objects in a namespace: (kind, name) → owning profile label.
-pub async fn managed_objects(client: &Client, namespace: &str) -> Result<BTreeMap<(String, String), String>> {
+pub async fn managed_objects(
+    client: &Client,
+    namespace: &str,
+) -> Result<BTreeMap<(String, String), String>> {
     let mut out = BTreeMap::new();
     collect::<NetworkPolicy>(client, namespace, &mut out).await?;
     collect::<LimitRange>(client, namespace, &mut out).await?;
@@ -83,7 +98,10 @@ pub async fn managed_objects(client: &Client, namespace: &str) -> Result<BTreeMa
 
 /// Every object of the four namespaced kinds in a namespace, managed or not:
 /// (kind, name) → resourceVersion.
-pub async fn all_object_versions(client: &Client, namespace: &str) -> Result<BTreeMap<(String, String), String>> {
+pub async fn all_object_versions(
+    client: &Client,
+    namespace: &str,
+) -> Result<BTreeMap<(String, String), String>> {
     let mut out = BTreeMap::new();
     versions::<NetworkPolicy>(client, namespace, &mut out).await?;
     versions::<LimitRange>(client, namespace, &mut out).await?;
@@ -92,32 +110,59 @@ pub async fn all_object_versions(client: &Client, namespace: &str) -> Result<BTr
     Ok(out)
 }
 
-async fn collect<K>(client: &Client, namespace: &str, out: &mut BTreeMap<(String, String), String>) -> Result<()>
+async fn collect<K>(
+    client: &Client,
+    namespace: &str,
+    out: &mut BTreeMap<(String, String), String>,
+) -> Result<()>
 where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
 {
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
-    let list = api.list(&ListParams::default().labels(MANAGED_BY)).await.with_context(|| format!("listing {}", K::kind(&())))?;
+    let list = api
+        .list(&ListParams::default().labels(MANAGED_BY))
+        .await
+        .with_context(|| format!("listing {}", K::kind(&())))?;
     for item in list {
-        let profile = item.labels().get(PROFILE_LABEL).cloned().unwrap_or_default();
+        let profile = item
+            .labels()
+            .get(PROFILE_LABEL)
+            .cloned()
+            .unwrap_or_default();
         out.insert((K::kind(&()).to_string(), item.name_any()), profile);
     }
     Ok(())
 }
 
-async fn versions<K>(client: &Client, namespace: &str, out: &mut BTreeMap<(String, String), String>) -> Result<()>
+async fn versions<K>(
+    client: &Client,
+    namespace: &str,
+    out: &mut BTreeMap<(String, String), String>,
+) -> Result<()>
 where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
 {
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     for item in api.list(&ListParams::default()).await? {
-        out.insert((K::kind(&()).to_string(), item.name_any()), item.resource_version().unwrap_or_default());
+        out.insert(
+            (K::kind(&()).to_string(), item.name_any()),
+            item.resource_version().unwrap_or_default(),
+        );
     }
     Ok(())
 }
 
 /// The namespace's labels.
-pub async fn namespace_labels(client: &Client, namespace: &str) -> Result<BTreeMap<String, String>> {
+pub async fn namespace_labels(
+    client: &Client,
+    namespace: &str,
+) -> Result<BTreeMap<String, String>> {
     let ns = Api::<Namespace>::all(client.clone()).get(namespace).await?;
     Ok(ns.labels().clone())
 }
@@ -129,5 +174,13 @@ pub fn keys(objects: &BTreeMap<(String, String), String>) -> BTreeSet<(String, S
 
 /// A field of the profile's status, read with kubectl's jsonpath.
 pub async fn profile_field(env: &TestEnv, profile: &str, jsonpath: &str) -> Result<String> {
-    env.kubectl(["get", "productionprofile", profile, "-o", &format!("jsonpath={jsonpath}")]).await?.ok()
+    env.kubectl([
+        "get",
+        "productionprofile",
+        profile,
+        "-o",
+        &format!("jsonpath={jsonpath}"),
+    ])
+    .await?
+    .ok()
 }

@@ -19,6 +19,8 @@
 //!   [`TestEnv::new`]; [`TestEnv::with_velero`] with [`Velero::Absent`] runs a
 //!   test with Velero not installed (such tests run alone, see [`Velero`]).
 
+pub mod baseline;
+pub mod operator;
 mod plane;
 pub mod velero;
 
@@ -38,7 +40,7 @@ use kube::api::{Api, DeleteParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
-pub use plane::Plane;
+pub use plane::{Plane, repo_root as workspace_root};
 pub use velero::{Velero, VeleroGuard};
 
 /// The Kubernetes release the local plane is built from (see

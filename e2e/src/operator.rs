@@ -10,7 +10,7 @@ use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock, mpsc};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
@@ -38,7 +38,11 @@ impl Operator {
             .arg("run")
             .args(args)
             .env("KUBECONFIG", kubeconfig)
-            .env("RUST_LOG", std::env::var("BASELINER_E2E_LOG").unwrap_or_else(|_| "info,baseliner=debug".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("BASELINER_E2E_LOG")
+                    .unwrap_or_else(|_| "info,baseliner=debug".into()),
+            )
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);
@@ -51,7 +55,8 @@ impl Operator {
                 Ok(())
             });
         }
-        let child = command.spawn().with_context(|| format!("starting {}", binary.display()))?;
+        let child = spawn_from_lasting_thread(command)
+            .with_context(|| format!("starting {}", binary.display()))?;
         Ok(Self { child, log })
     }
 
@@ -75,7 +80,10 @@ impl Operator {
             }
             if std::time::Instant::now() > deadline {
                 let _ = self.child.kill();
-                bail!("operator did not exit within {timeout:?} of SIGTERM; log: {}", self.log.display());
+                bail!(
+                    "operator did not exit within {timeout:?} of SIGTERM; log: {}",
+                    self.log.display()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -101,6 +109,32 @@ impl Drop for Operator {
     }
 }
 
+/// PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, and
+/// each test runs on a thread of its own; so children are forked from one
+/// thread that lives as long as the test process.
+fn spawn_from_lasting_thread(command: Command) -> std::io::Result<Child> {
+    type Request = (Command, mpsc::Sender<std::io::Result<Child>>);
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Request>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Request>();
+        std::thread::spawn(move || {
+            for (mut command, reply) in rx {
+                let _ = reply.send(command.spawn());
+            }
+        });
+        Mutex::new(tx)
+    });
+    let (reply, result) = mpsc::channel();
+    spawner
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send((command, reply))
+        .map_err(|_| std::io::Error::other("spawner thread is gone"))?;
+    result
+        .recv()
+        .map_err(|_| std::io::Error::other("spawner thread is gone"))?
+}
+
 fn signal(pid: u32, signal: i32) {
     // SAFETY: sending a signal to a child we own.
     unsafe {
@@ -112,15 +146,21 @@ fn signal(pid: u32, signal: i32) {
 /// Tests must keep to their own namespaces and profiles (select by a label
 /// only they use) so they do not see each other's work.
 pub fn shared_operator(plane: &Plane) -> Result<()> {
-    static SHARED: OnceLock<Mutex<Operator>> = OnceLock::new();
-    if SHARED.get().is_none() {
-        let operator = Operator::start(&plane.kubeconfig, &["--resync-seconds", "30"])?;
-        let _ = SHARED.set(Mutex::new(operator));
-    }
-    let shared = SHARED.get().context("shared operator")?;
+    static SHARED: OnceLock<Result<Mutex<Operator>, String>> = OnceLock::new();
+    let shared = SHARED
+        .get_or_init(|| {
+            Operator::start(&plane.kubeconfig, &["--resync-seconds", "30"])
+                .map(Mutex::new)
+                .map_err(|e| format!("{e:#}"))
+        })
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("starting the shared operator: {e}"))?;
     let mut operator = shared.lock().unwrap_or_else(|e| e.into_inner());
     if !operator.is_running() {
-        bail!("the shared operator exited; its log:\n{}", operator.output());
+        bail!(
+            "the shared operator exited; its log:\n{}",
+            operator.output()
+        );
     }
     Ok(())
 }
@@ -141,9 +181,14 @@ pub fn operator_binary() -> Result<PathBuf> {
                 .status()
                 .map_err(|e| format!("running cargo build: {e}"))?;
             if !status.success() {
-                return Err(format!("cargo build of the baseliner binary failed: {status}"));
+                return Err(format!(
+                    "cargo build of the baseliner binary failed: {status}"
+                ));
             }
-            Ok(workspace_root().join("target").join("debug").join("baseliner"))
+            Ok(workspace_root()
+                .join("target")
+                .join("debug")
+                .join("baseliner"))
         })
         .clone()
         .map_err(anyhow::Error::msg)

@@ -27,7 +27,8 @@ pub(crate) fn plane() -> Result<&'static Plane> {
         .map_err(|e| anyhow!("control plane unavailable: {e}"))
 }
 
-fn repo_root() -> PathBuf {
+/// The repository's root directory.
+pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("e2e crate lives in the repository")

@@ -13,11 +13,16 @@ use serde_json::Value;
 /// Lists must match element by element (we own whole lists).
 pub fn desired_matches_live(desired: &Value, live: &Value) -> bool {
     match (desired, live) {
-        (Value::Object(want), Value::Object(have)) => want
-            .iter()
-            .all(|(key, value)| have.get(key).is_some_and(|live| desired_matches_live(value, live))),
+        (Value::Object(want), Value::Object(have)) => want.iter().all(|(key, value)| {
+            have.get(key)
+                .is_some_and(|live| desired_matches_live(value, live))
+        }),
         (Value::Array(want), Value::Array(have)) => {
-            want.len() == have.len() && want.iter().zip(have).all(|(w, h)| desired_matches_live(w, h))
+            want.len() == have.len()
+                && want
+                    .iter()
+                    .zip(have)
+                    .all(|(w, h)| desired_matches_live(w, h))
         }
         (Value::String(want), Value::String(have)) => want == have || quantities_equal(want, have),
         (want, have) => want == have,
@@ -34,7 +39,13 @@ pub fn comparable_part(object: &Value) -> Value {
                 "apiVersion" | "kind" | "status" => {}
                 "metadata" => {
                     let mut meta = serde_json::Map::new();
-                    for field in ["name", "namespace", "labels", "annotations", "ownerReferences"] {
+                    for field in [
+                        "name",
+                        "namespace",
+                        "labels",
+                        "annotations",
+                        "ownerReferences",
+                    ] {
                         if let Some(v) = value.get(field) {
                             meta.insert(field.to_owned(), v.clone());
                         }
@@ -73,7 +84,12 @@ pub fn parse_quantity_nanos(text: &str) -> Option<i128> {
     if whole.is_empty() && fraction.is_empty() {
         return None;
     }
-    if !whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit()) || fraction.len() > 9 {
+    if !whole
+        .bytes()
+        .chain(fraction.bytes())
+        .all(|b| b.is_ascii_digit())
+        || fraction.len() > 9
+    {
         return None;
     }
     let digits: i128 = format!("{whole}{fraction}").parse().ok()?;
@@ -124,15 +140,27 @@ mod tests {
             (json!({"l": [1, 2]}), json!({"l": [1, 2]}), true),
             (json!({"l": [1, 2]}), json!({"l": [2, 1]}), false),
             (json!({"l": [1]}), json!({"l": [1, 2]}), false),
-            (json!({"l": [{"port": 53}]}), json!({"l": [{"port": 53, "protocol": "TCP"}]}), true),
+            (
+                json!({"l": [{"port": 53}]}),
+                json!({"l": [{"port": 53, "protocol": "TCP"}]}),
+                true,
+            ),
             (json!({"cpu": "1000m"}), json!({"cpu": "1"}), true),
-            (json!({"memory": "1Gi"}), json!({"memory": "1073741824"}), true),
+            (
+                json!({"memory": "1Gi"}),
+                json!({"memory": "1073741824"}),
+                true,
+            ),
             (json!({"memory": "1Gi"}), json!({"memory": "1G"}), false),
             (json!({"name": "view"}), json!({"name": "edit"}), false),
             (json!({"v": null}), json!({}), false),
         ];
         for (desired, live, expected) in cases {
-            assert_eq!(desired_matches_live(&desired, &live), expected, "{desired} vs {live}");
+            assert_eq!(
+                desired_matches_live(&desired, &live),
+                expected,
+                "{desired} vs {live}"
+            );
         }
     }
 

@@ -9,14 +9,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::RwLock;
 
-use kube::api::{ApiResource, PartialObjectMeta, DynamicObject};
-use kube::runtime::watcher;
-use kube::ResourceExt;
 use k8s_openapi::api::{
     core::v1::{LimitRange, ResourceQuota},
     networking::v1::NetworkPolicy,
     rbac::v1::RoleBinding,
 };
+use kube::ResourceExt;
+use kube::api::{ApiResource, DynamicObject, PartialObjectMeta};
+use kube::runtime::watcher;
 
 use crate::api::{NAMESPACE_LABEL, PROFILE_LABEL};
 use crate::velero::Schedule;
@@ -119,7 +119,11 @@ impl ManagedIndex {
     /// Objects that serve `namespace` (its own objects, and Schedules elsewhere).
     pub fn objects_serving(&self, namespace: &str) -> BTreeMap<ObjectKey, LiveObject> {
         let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
-        inner.by_namespace.get(namespace).cloned().unwrap_or_default()
+        inner
+            .by_namespace
+            .get(namespace)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Namespaces some managed object serves.
@@ -136,7 +140,9 @@ impl ManagedIndex {
     /// True once every kind has either been listed or is known not to be
     /// served: before that, a missing entry may just not be listed yet.
     pub fn is_ready(&self) -> bool {
-        ManagedKind::ALL.into_iter().all(|kind| self.state(kind).is_some())
+        ManagedKind::ALL
+            .into_iter()
+            .all(|kind| self.state(kind).is_some())
     }
 
     pub fn mark_not_served(&self, kind: ManagedKind) {
@@ -165,7 +171,11 @@ impl ManagedIndex {
             watcher::Event::Apply(obj) => {
                 let (served, key, live) = describe(kind, &obj);
                 inner.remove_key(&key);
-                inner.by_namespace.entry(served.clone()).or_default().insert(key.clone(), live.clone());
+                inner
+                    .by_namespace
+                    .entry(served.clone())
+                    .or_default()
+                    .insert(key.clone(), live.clone());
                 vec![(served, key, Some(live))]
             }
             watcher::Event::Delete(obj) => {
@@ -178,7 +188,11 @@ impl ManagedIndex {
                 Vec::new()
             }
             watcher::Event::InitApply(obj) => {
-                inner.relisting.entry(kind).or_default().push(describe(kind, &obj));
+                inner
+                    .relisting
+                    .entry(kind)
+                    .or_default()
+                    .push(describe(kind, &obj));
                 Vec::new()
             }
             watcher::Event::InitDone => {
@@ -195,7 +209,11 @@ impl ManagedIndex {
                     });
                 }
                 for (served, key, live) in listed {
-                    inner.by_namespace.entry(served.clone()).or_default().insert(key.clone(), live.clone());
+                    inner
+                        .by_namespace
+                        .entry(served.clone())
+                        .or_default()
+                        .insert(key.clone(), live.clone());
                     changed.push((served, key, Some(live)));
                 }
                 inner.by_namespace.retain(|_, objects| !objects.is_empty());
@@ -227,18 +245,31 @@ impl Inner {
     }
 }
 
-fn describe(kind: ManagedKind, obj: &PartialObjectMeta<DynamicObject>) -> (String, ObjectKey, LiveObject) {
+fn describe(
+    kind: ManagedKind,
+    obj: &PartialObjectMeta<DynamicObject>,
+) -> (String, ObjectKey, LiveObject) {
     let namespace = obj.namespace().unwrap_or_default();
     let labels = obj.labels();
     let served = match kind {
-        ManagedKind::Schedule => labels.get(NAMESPACE_LABEL).cloned().unwrap_or_else(|| namespace.clone()),
+        ManagedKind::Schedule => labels
+            .get(NAMESPACE_LABEL)
+            .cloned()
+            .unwrap_or_else(|| namespace.clone()),
         _ => namespace.clone(),
     };
-    let key = ObjectKey { kind, namespace, name: obj.name_any() };
+    let key = ObjectKey {
+        kind,
+        namespace,
+        name: obj.name_any(),
+    };
     let live = LiveObject {
         resource_version: obj.resource_version().unwrap_or_default(),
         profile: labels.get(PROFILE_LABEL).cloned(),
-        orphan_on_prune: obj.annotations().get(DELETION_POLICY_ANNOTATION).is_some_and(|p| p == "Orphan"),
+        orphan_on_prune: obj
+            .annotations()
+            .get(DELETION_POLICY_ANNOTATION)
+            .is_some_and(|p| p == "Orphan"),
     };
     (served, key, live)
 }

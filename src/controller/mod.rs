@@ -42,7 +42,9 @@ use verified::VerifiedObjects;
 /// Errors of the controller layer.
 #[derive(Debug, Error)]
 pub enum Error {
-    #[error("the ProductionProfile CRD ({name}) is not installed; install it with `kubectl apply -f crds/` or `make install`")]
+    #[error(
+        "the ProductionProfile CRD ({name}) is not installed; install it with `kubectl apply -f crds/` or `make install`"
+    )]
     CrdMissing { name: String },
     #[error("the ProductionProfile CRD ({name}) is not established yet: {reason}")]
     CrdNotEstablished { name: String, reason: String },
@@ -57,9 +59,16 @@ pub enum Error {
 
 impl Error {
     /// Adapter for `map_err` that names the action and object.
-    pub fn kube(action: &'static str, object: &impl std::fmt::Display) -> impl FnOnce(kube::Error) -> Error {
+    pub fn kube(
+        action: &'static str,
+        object: &impl std::fmt::Display,
+    ) -> impl FnOnce(kube::Error) -> Error {
         let object = object.to_string();
-        move |source| Error::Kube { action, object, source }
+        move |source| Error::Kube {
+            action,
+            object,
+            source,
+        }
     }
 }
 
@@ -107,7 +116,10 @@ pub async fn check_crd(client: &Client) -> Result<(), Error> {
     let crd = api
         .get_opt(&name)
         .await
-        .map_err(Error::kube("get", &format!("CustomResourceDefinition {name}")))?
+        .map_err(Error::kube(
+            "get",
+            &format!("CustomResourceDefinition {name}"),
+        ))?
         .ok_or_else(|| Error::CrdMissing { name: name.clone() })?;
     let established = crd
         .status
@@ -116,26 +128,42 @@ pub async fn check_crd(client: &Client) -> Result<(), Error> {
         .and_then(|c| c.iter().find(|c| c.type_ == "Established"));
     match established {
         Some(c) if c.status == "True" => Ok(()),
-        Some(c) => Err(Error::CrdNotEstablished { name, reason: c.message.clone().unwrap_or_default() }),
-        None => Err(Error::CrdNotEstablished { name, reason: "no Established condition yet".to_owned() }),
+        Some(c) => Err(Error::CrdNotEstablished {
+            name,
+            reason: c.message.clone().unwrap_or_default(),
+        }),
+        None => Err(Error::CrdNotEstablished {
+            name,
+            reason: "no Established condition yet".to_owned(),
+        }),
     }
 }
 
 /// Runs the controller until `shutdown` completes.
-pub async fn run(client: Client, config: Config, shutdown: impl Future<Output = ()> + Send + Sync + 'static) -> Result<(), Error> {
+pub async fn run(
+    client: Client,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), Error> {
     check_crd(&client).await?;
 
     let (profiles, profile_writer) = reflector::store::<ProductionProfile>();
-    let profile_events = watcher(Api::<ProductionProfile>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .modify(|p| p.managed_fields_mut().clear())
-        .reflect(profile_writer);
+    let profile_events = watcher(
+        Api::<ProductionProfile>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .modify(|p| p.managed_fields_mut().clear())
+    .reflect(profile_writer);
 
     let (namespaces, namespace_writer) = reflector::store::<PartialObjectMeta<Namespace>>();
-    let namespace_events = watcher(Api::<PartialObjectMeta<Namespace>>::all(client.clone()), watcher::Config::default().page_size(500))
-        .default_backoff()
-        .modify(|n| n.managed_fields_mut().clear())
-        .reflect(namespace_writer);
+    let namespace_events = watcher(
+        Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+        watcher::Config::default().page_size(500),
+    )
+    .default_backoff()
+    .modify(|n| n.managed_fields_mut().clear())
+    .reflect(namespace_writer);
 
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -155,7 +183,12 @@ pub async fn run(client: Client, config: Config, shutdown: impl Future<Output = 
     let (trigger_tx, trigger_rx) = mpsc::unbounded::<ObjectRef<PartialObjectMeta<Namespace>>>();
     let (resync_all_tx, resync_all_rx) = mpsc::unbounded::<()>();
     for kind in ManagedKind::ALL {
-        tokio::spawn(watch_managed(ctx.clone(), kind, trigger_tx.clone(), resync_all_tx.clone()));
+        tokio::spawn(watch_managed(
+            ctx.clone(),
+            kind,
+            trigger_tx.clone(),
+            resync_all_tx.clone(),
+        ));
     }
 
     // A namespace that is gone may leave Schedules behind in the Velero
@@ -171,10 +204,15 @@ pub async fn run(client: Client, config: Config, shutdown: impl Future<Output = 
         })
         .applied_objects();
 
-    // Any profile change may move any namespace: reconcile them all.
-    let profile_trigger = profile_events.filter_map(|event| {
+    // Any profile change may move any namespace: reconcile them all. The
+    // status writer looks too, so a status edited by hand is put right.
+    let status_ctx = ctx.clone();
+    let profile_trigger = profile_events.filter_map(move |event| {
         future::ready(match event {
-            Ok(_) => Some(()),
+            Ok(_) => {
+                status_ctx.reports.changed.notify_one();
+                Some(())
+            }
             Err(error) => {
                 warn!(%error, "profile watch failed; retrying");
                 None
@@ -183,10 +221,20 @@ pub async fn run(client: Client, config: Config, shutdown: impl Future<Output = 
     });
     let reconcile_all = futures::stream::select(profile_trigger, resync_all_rx);
 
-    let recorder = Recorder::new(client.clone(), Reporter { controller: MANAGER_NAME.to_owned(), instance: std::env::var("POD_NAME").ok() });
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: MANAGER_NAME.to_owned(),
+            instance: std::env::var("POD_NAME").ok(),
+        },
+    );
     tokio::spawn(status::run_status_writer(ctx.clone(), recorder));
 
-    info!(workers = ctx.config.workers, resync_seconds = ctx.config.resync.as_secs(), "controller starting");
+    info!(
+        workers = ctx.config.workers,
+        resync_seconds = ctx.config.resync.as_secs(),
+        "controller starting"
+    );
     Controller::for_stream(namespace_stream, namespaces)
         .with_config(controller::Config::default().concurrency(ctx.config.workers))
         .reconcile_all_on(reconcile_all)
@@ -207,13 +255,19 @@ pub async fn run(client: Client, config: Config, shutdown: impl Future<Output = 
     Ok(())
 }
 
-async fn reconcile_with_metrics(namespace: Arc<PartialObjectMeta<Namespace>>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile_with_metrics(
+    namespace: Arc<PartialObjectMeta<Namespace>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
     let started = std::time::Instant::now();
     let name = namespace.name_any();
     let result = reconcile::reconcile_namespace(namespace, ctx.clone()).await;
     ctx.metrics.reconciled(result.is_ok(), started.elapsed());
     if result.is_ok() {
-        ctx.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&name);
+        ctx.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&name);
     }
     result
 }
@@ -221,7 +275,11 @@ async fn reconcile_with_metrics(namespace: Arc<PartialObjectMeta<Namespace>>, ct
 /// Retries a failed namespace with exponential backoff (1 s doubling to 5
 /// minutes); kube does not tell us about successes, so we count failures
 /// ourselves and reset on success.
-fn error_policy(namespace: Arc<PartialObjectMeta<Namespace>>, error: &Error, ctx: Arc<Context>) -> Action {
+fn error_policy(
+    namespace: Arc<PartialObjectMeta<Namespace>>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
     let name = namespace.name_any();
     let mut failures = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
     let count = failures.entry(name.clone()).or_insert(0);
@@ -237,8 +295,11 @@ async fn watch_managed(
     trigger: mpsc::UnboundedSender<ObjectRef<PartialObjectMeta<Namespace>>>,
     resync_all: mpsc::UnboundedSender<()>,
 ) {
-    let api: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(ctx.client.clone(), &kind.api_resource());
-    let config = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER_NAME}")).page_size(500);
+    let api: Api<PartialObjectMeta<DynamicObject>> =
+        Api::all_with(ctx.client.clone(), &kind.api_resource());
+    let config = watcher::Config::default()
+        .labels(&format!("{MANAGED_BY_LABEL}={MANAGER_NAME}"))
+        .page_size(500);
     let mut events = std::pin::pin!(watcher(api, config).default_backoff());
     while let Some(event) = events.next().await {
         match event {
@@ -246,7 +307,10 @@ async fn watch_managed(
                 let initial = matches!(event, watcher::Event::InitDone);
                 for (served, key, live) in ctx.managed.apply_event(kind, event) {
                     // The echo of our own write needs no reconcile.
-                    if live.as_ref().is_some_and(|l| ctx.verified.is_known_version(&key, &l.resource_version)) {
+                    if live
+                        .as_ref()
+                        .is_some_and(|l| ctx.verified.is_known_version(&key, &l.resource_version))
+                    {
                         continue;
                     }
                     let _ = trigger.unbounded_send(ObjectRef::new(&served));
@@ -255,14 +319,21 @@ async fn watch_managed(
                     let _ = resync_all.unbounded_send(());
                 }
             }
-            Err(watcher::Error::InitialListFailed(kube::Error::Api(status))) if status.code == 404 => {
+            Err(watcher::Error::InitialListFailed(kube::Error::Api(status)))
+                if status.code == 404 =>
+            {
                 if ctx.managed.state(kind).is_none() {
-                    info!(kind = kind.as_str(), "kind not served by the API server; will start using it once it is");
+                    info!(
+                        kind = kind.as_str(),
+                        "kind not served by the API server; will start using it once it is"
+                    );
                     ctx.managed.mark_not_served(kind);
                     let _ = resync_all.unbounded_send(());
                 }
             }
-            Err(error) => warn!(kind = kind.as_str(), %error, "watch of managed objects failed; retrying"),
+            Err(error) => {
+                warn!(kind = kind.as_str(), %error, "watch of managed objects failed; retrying")
+            }
         }
     }
 }

@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use futures::future::join_all;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PartialObjectMeta};
-use kube::runtime::controller::Action;
 use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, DynamicObject, PartialObjectMeta, Patch, PatchParams};
+use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 use tracing::{debug, info, warn};
 
@@ -21,7 +21,9 @@ use super::compare::{comparable_part, desired_matches_live};
 use super::index::{DELETION_POLICY_ANNOTATION, LiveObject, ManagedKind, ObjectKey, WatchState};
 use super::report::{NamespaceReport, Problem};
 use super::{Context, Error};
-use crate::api::{DeletionPolicy, MANAGED_BY_LABEL, MANAGER_NAME, Mode, PROFILE_LABEL, ProductionProfile};
+use crate::api::{
+    DeletionPolicy, MANAGED_BY_LABEL, MANAGER_NAME, Mode, PROFILE_LABEL, ProductionProfile,
+};
 use crate::render::{NamespaceInfo, render_namespace};
 use crate::selection::decide_owner;
 
@@ -58,13 +60,22 @@ pub async fn reconcile_namespace(
         ctx.reports.forget(&name);
         return Ok(Action::await_change());
     }
-    let info = NamespaceInfo { name: name.clone(), labels: namespace.labels().clone() };
+    let info = NamespaceInfo {
+        name: name.clone(),
+        labels: namespace.labels().clone(),
+    };
     let profiles = ctx.profiles.state();
-    let ownership = decide_owner(profiles.iter().map(Arc::as_ref), &info, &ctx.config.selection);
+    let ownership = decide_owner(
+        profiles.iter().map(Arc::as_ref),
+        &info,
+        &ctx.config.selection,
+    );
     let live = ctx.managed.objects_serving(&name);
 
-    let mut report = NamespaceReport::default();
-    report.conflicts = ownership.conflicts.iter().map(|p| p.name_any()).collect();
+    let mut report = NamespaceReport {
+        conflicts: ownership.conflicts.iter().map(|p| p.name_any()).collect(),
+        ..NamespaceReport::default()
+    };
 
     let result = match ownership.owner {
         Some(profile) => {
@@ -73,13 +84,17 @@ pub async fn reconcile_namespace(
             reconcile_owned(&ctx, profile, &info, &namespace, &live, &mut report).await
         }
         None => {
-            let profiles_by_name: BTreeMap<String, &ProductionProfile> =
-                profiles.iter().map(|p| (p.name_any(), p.as_ref())).collect();
+            let profiles_by_name: BTreeMap<String, &ProductionProfile> = profiles
+                .iter()
+                .map(|p| (p.name_any(), p.as_ref()))
+                .collect();
             release_unowned(&ctx, &namespace, &live, &profiles_by_name, &mut report).await
         }
     };
     if let Err(error) = &result {
-        report.problems.push(Problem::new("ApiError", error.to_string()));
+        report
+            .problems
+            .push(Problem::new("ApiError", error.to_string()));
     }
     ctx.reports.record(&name, report);
     result.map(|()| Action::requeue(ctx.config.resync))
@@ -97,14 +112,27 @@ async fn reconcile_owned(
     let enforce = profile.spec.mode == Mode::Enforce;
     let rendered = render_namespace(profile, info, &ctx.config.render);
     for problem in &rendered.problems {
-        report.problems.push(Problem::new(problem.reason, format!("{}: {}", problem.field, problem.message)));
-        ctx.events.warning(&profile_name, problem.reason, format!("{}: {}: {}", info.name, problem.field, problem.message));
+        report.problems.push(Problem::new(
+            problem.reason,
+            format!("{}: {}", problem.field, problem.message),
+        ));
+        ctx.events.warning(
+            &profile_name,
+            problem.reason,
+            format!("{}: {}: {}", info.name, problem.field, problem.message),
+        );
     }
 
     let mut desired: BTreeMap<ObjectKey, Value> = BTreeMap::new();
     for object in &rendered.objects {
-        let Some(kind) = ManagedKind::from_kind(object.kind()) else { continue };
-        let key = ObjectKey { kind, namespace: object.namespace().to_owned(), name: object.name().to_owned() };
+        let Some(kind) = ManagedKind::from_kind(object.kind()) else {
+            continue;
+        };
+        let key = ObjectKey {
+            kind,
+            namespace: object.namespace().to_owned(),
+            name: object.name().to_owned(),
+        };
         if kind == ManagedKind::Schedule && ctx.managed.state(kind) == Some(WatchState::NotServed) {
             report.problems.push(Problem::new(
                 "BackupsUnavailable",
@@ -124,62 +152,95 @@ async fn reconcile_owned(
     }
 
     let results = join_all(
-        desired.iter().map(|(key, body)| ensure_object(ctx, key, body, live.get(key), enforce)),
+        desired
+            .iter()
+            .map(|(key, body)| ensure_object(ctx, key, body, live.get(key), enforce)),
     )
     .await;
     let mut first_error = None;
     for ((key, _), result) in desired.iter().zip(results) {
         match result {
             Ok(ObjectOutcome::InSync) => {}
-            Ok(ObjectOutcome::Created) => ctx.events.normal(&profile_name, "Created", format!("{key}")),
+            Ok(ObjectOutcome::Created) => {
+                ctx.events
+                    .normal(&profile_name, "Created", format!("{key}"))
+            }
             Ok(ObjectOutcome::Healed) => {
                 ctx.metrics.drift_corrected(key.kind);
                 ctx.events.normal(&profile_name, "Healed", format!("{key}"));
             }
             Ok(ObjectOutcome::Replaced) => {
                 ctx.metrics.drift_corrected(key.kind);
-                ctx.events.normal(&profile_name, "Replaced", format!("{key} (roleRef changed)"));
+                ctx.events.normal(
+                    &profile_name,
+                    "Replaced",
+                    format!("{key} (roleRef changed)"),
+                );
             }
             Ok(ObjectOutcome::Drifted(what)) => {
-                report.problems.push(Problem::new("Drifted", format!("{key}: {what}")));
-                ctx.events.warning(&profile_name, "Drifted", format!("{key}: {what}"));
+                report
+                    .problems
+                    .push(Problem::new("Drifted", format!("{key}: {what}")));
+                ctx.events
+                    .warning(&profile_name, "Drifted", format!("{key}: {what}"));
             }
             Err(error) if is_not_found_error(&error) && key.kind == ManagedKind::Schedule => {
                 report.problems.push(Problem::new(
                     "BackupsUnavailable",
-                    format!("cannot create {key}: {error}; is Velero installed in namespace {}?", key.namespace),
+                    format!(
+                        "cannot create {key}: {error}; is Velero installed in namespace {}?",
+                        key.namespace
+                    ),
                 ));
             }
             Err(error) => {
                 warn!(%key, %error, "applying object failed");
-                report.problems.push(Problem::new("ApiError", format!("{key}: {error}")));
+                report
+                    .problems
+                    .push(Problem::new("ApiError", format!("{key}: {error}")));
                 first_error.get_or_insert(error);
             }
         }
     }
 
-    let labels = ensure_namespace_labels(ctx, profile, namespace, &rendered.namespace_labels, enforce).await;
+    let labels =
+        ensure_namespace_labels(ctx, profile, namespace, &rendered.namespace_labels, enforce).await;
     match labels {
         Ok(ObjectOutcome::InSync) => {}
         Ok(ObjectOutcome::Drifted(what)) => {
-            report.problems.push(Problem::new("Drifted", format!("Namespace {}: {what}", info.name)));
+            report.problems.push(Problem::new(
+                "Drifted",
+                format!("Namespace {}: {what}", info.name),
+            ));
         }
-        Ok(_) => ctx.events.normal(&profile_name, "Labelled", format!("Namespace {} Pod Security labels", info.name)),
+        Ok(_) => ctx.events.normal(
+            &profile_name,
+            "Labelled",
+            format!("Namespace {} Pod Security labels", info.name),
+        ),
         Err(error) => {
-            report.problems.push(Problem::new("ApiError", format!("Namespace {}: {error}", info.name)));
+            report.problems.push(Problem::new(
+                "ApiError",
+                format!("Namespace {}: {error}", info.name),
+            ));
             first_error.get_or_insert(error);
         }
     }
 
     for (key, object) in live.iter().filter(|(key, _)| !desired.contains_key(key)) {
         if !enforce {
-            report.problems.push(Problem::new("Drifted", format!("{key} is no longer desired and would be pruned")));
+            report.problems.push(Problem::new(
+                "Drifted",
+                format!("{key} is no longer desired and would be pruned"),
+            ));
             continue;
         }
         match prune(ctx, key, object.orphan_on_prune).await {
             Ok(action) => ctx.events.normal(&profile_name, action, format!("{key}")),
             Err(error) => {
-                report.problems.push(Problem::new("ApiError", format!("pruning {key}: {error}")));
+                report
+                    .problems
+                    .push(Problem::new("ApiError", format!("pruning {key}: {error}")));
                 first_error.get_or_insert(error);
             }
         }
@@ -198,7 +259,9 @@ async fn release_unowned(
     report: &mut NamespaceReport,
 ) -> Result<(), Error> {
     let audited = |profile: Option<&String>| {
-        profile.and_then(|p| profiles.get(p)).is_some_and(|p| p.spec.mode == Mode::Audit)
+        profile
+            .and_then(|p| profiles.get(p))
+            .is_some_and(|p| p.spec.mode == Mode::Audit)
     };
     let mut first_error = None;
     for (key, object) in live {
@@ -212,14 +275,23 @@ async fn release_unowned(
                 }
             }
             Err(error) => {
-                report.problems.push(Problem::new("ApiError", format!("pruning {key}: {error}")));
+                report
+                    .problems
+                    .push(Problem::new("ApiError", format!("pruning {key}: {error}")));
                 first_error.get_or_insert(error);
             }
         }
     }
     let marked_by = namespace.annotations().get(PROFILE_LABEL);
-    if namespace.annotations().contains_key(POD_SECURITY_ANNOTATION) && !audited(marked_by) {
-        let orphan = namespace.annotations().get(DELETION_POLICY_ANNOTATION).is_some_and(|p| p == "Orphan");
+    if namespace
+        .annotations()
+        .contains_key(POD_SECURITY_ANNOTATION)
+        && !audited(marked_by)
+    {
+        let orphan = namespace
+            .annotations()
+            .get(DELETION_POLICY_ANNOTATION)
+            .is_some_and(|p| p == "Orphan");
         if let Err(error) = release_namespace_labels(ctx, &namespace.name_any(), orphan).await {
             first_error.get_or_insert(error);
         }
@@ -243,12 +315,19 @@ async fn ensure_object(
         apply(ctx, &api, key, desired, fingerprint).await?;
         return Ok(ObjectOutcome::Created);
     };
-    if ctx.verified.is_verified(key, &live.resource_version, fingerprint) {
+    if ctx
+        .verified
+        .is_verified(key, &live.resource_version, fingerprint)
+    {
         return Ok(ObjectOutcome::InSync);
     }
     // The index holds metadata only: read the object once to see whether
     // the change (or a restart) left our fields as they should be.
-    let current = match api.get_opt(&key.name).await.map_err(Error::kube("get", key))? {
+    let current = match api
+        .get_opt(&key.name)
+        .await
+        .map_err(Error::kube("get", key))?
+    {
         Some(current) => current,
         None => {
             if !enforce {
@@ -265,11 +344,17 @@ async fn ensure_object(
         return Ok(ObjectOutcome::InSync);
     }
     if !enforce {
-        return Ok(ObjectOutcome::Drifted(describe_drift(&comparable_part(desired), &current_json)));
+        return Ok(ObjectOutcome::Drifted(describe_drift(
+            &comparable_part(desired),
+            &current_json,
+        )));
     }
     // A RoleBinding's roleRef cannot change in place; replace the binding.
-    if key.kind == ManagedKind::RoleBinding && current_json.get("roleRef") != desired.get("roleRef") {
-        api.delete(&key.name, &DeleteParams::default()).await.map_err(Error::kube("delete", key))?;
+    if key.kind == ManagedKind::RoleBinding && current_json.get("roleRef") != desired.get("roleRef")
+    {
+        api.delete(&key.name, &DeleteParams::default())
+            .await
+            .map_err(Error::kube("delete", key))?;
         apply(ctx, &api, key, desired, fingerprint).await?;
         return Ok(ObjectOutcome::Replaced);
     }
@@ -277,12 +362,25 @@ async fn ensure_object(
     Ok(ObjectOutcome::Healed)
 }
 
-async fn apply(ctx: &Context, api: &Api<DynamicObject>, key: &ObjectKey, desired: &Value, fingerprint: u64) -> Result<(), Error> {
+async fn apply(
+    ctx: &Context,
+    api: &Api<DynamicObject>,
+    key: &ObjectKey,
+    desired: &Value,
+    fingerprint: u64,
+) -> Result<(), Error> {
     let params = PatchParams::apply(MANAGER_NAME).force();
-    let applied = api.patch(&key.name, &params, &Patch::Apply(desired)).await.map_err(Error::kube("apply", key))?;
+    let applied = api
+        .patch(&key.name, &params, &Patch::Apply(desired))
+        .await
+        .map_err(Error::kube("apply", key))?;
     ctx.metrics.applied(key.kind);
     debug!(%key, "applied");
-    ctx.verified.record(key.clone(), applied.resource_version().unwrap_or_default(), fingerprint);
+    ctx.verified.record(
+        key.clone(),
+        applied.resource_version().unwrap_or_default(),
+        fingerprint,
+    );
     Ok(())
 }
 
@@ -299,7 +397,10 @@ async fn prune(ctx: &Context, key: &ObjectKey, orphan: bool) -> Result<&'static 
                 "ownerReferences": null,
             }
         });
-        match api.patch(&key.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        match api
+            .patch(&key.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
             Err(error) if !is_not_found(&error) => return Err(Error::kube("orphan", key)(error)),
             _ => {}
         }
@@ -327,9 +428,14 @@ async fn ensure_namespace_labels(
 ) -> Result<ObjectOutcome, Error> {
     let name = namespace.name_any();
     if desired.is_empty() {
-        if namespace.annotations().contains_key(POD_SECURITY_ANNOTATION) {
+        if namespace
+            .annotations()
+            .contains_key(POD_SECURITY_ANNOTATION)
+        {
             if !enforce {
-                return Ok(ObjectOutcome::Drifted("Pod Security labels would be removed".to_owned()));
+                return Ok(ObjectOutcome::Drifted(
+                    "Pod Security labels would be removed".to_owned(),
+                ));
             }
             let orphan = profile.spec.deletion_policy == DeletionPolicy::Orphan;
             release_namespace_labels(ctx, &name, orphan).await?;
@@ -358,7 +464,10 @@ async fn ensure_namespace_labels(
         if differing.is_empty() {
             return Ok(ObjectOutcome::InSync);
         }
-        return Ok(ObjectOutcome::Drifted(format!("labels differ: want {}", differing.join(", "))));
+        return Ok(ObjectOutcome::Drifted(format!(
+            "labels differ: want {}",
+            differing.join(", ")
+        )));
     }
     let body = json!({
         "apiVersion": "v1",
@@ -374,9 +483,13 @@ async fn ensure_namespace_labels(
         },
     });
     let api: Api<Namespace> = Api::all(ctx.client.clone());
-    api.patch(&name, &PatchParams::apply(MANAGER_NAME).force(), &Patch::Apply(&body))
-        .await
-        .map_err(Error::kube("apply", &format!("Namespace {name}")))?;
+    api.patch(
+        &name,
+        &PatchParams::apply(MANAGER_NAME).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map_err(Error::kube("apply", &format!("Namespace {name}")))?;
     Ok(ObjectOutcome::Healed)
 }
 
@@ -390,12 +503,18 @@ async fn release_namespace_labels(ctx: &Context, name: &str, orphan: bool) -> Re
         let patch = json!({"metadata": {"annotations": {
             POD_SECURITY_ANNOTATION: null, PROFILE_LABEL: null, DELETION_POLICY_ANNOTATION: null,
         }}});
-        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(Error::kube("orphan", &what))?;
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(Error::kube("orphan", &what))?;
     } else {
         let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-        api.patch(name, &PatchParams::apply(MANAGER_NAME).force(), &Patch::Apply(&body))
-            .await
-            .map_err(Error::kube("release", &what))?;
+        api.patch(
+            name,
+            &PatchParams::apply(MANAGER_NAME).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .map_err(Error::kube("release", &what))?;
     }
     Ok(())
 }
@@ -420,12 +539,19 @@ fn describe_drift(desired: &Value, live: &Value) -> String {
             if key == "metadata" {
                 if let Some(meta) = value.as_object() {
                     for (field, want) in meta {
-                        if !live.get("metadata").and_then(|m| m.get(field)).is_some_and(|have| desired_matches_live(want, have)) {
+                        if !live
+                            .get("metadata")
+                            .and_then(|m| m.get(field))
+                            .is_some_and(|have| desired_matches_live(want, have))
+                        {
                             fields.push(format!("metadata.{field}"));
                         }
                     }
                 }
-            } else if !live.get(key).is_some_and(|have| desired_matches_live(value, have)) {
+            } else if !live
+                .get(key)
+                .is_some_and(|have| desired_matches_live(value, have))
+            {
                 fields.push(key.clone());
             }
         }

@@ -15,7 +15,10 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(reason: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { reason: reason.into(), message: message.into() }
+        Self {
+            reason: reason.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -62,6 +65,9 @@ impl Reports {
 
     /// A copy of every report, for one status pass.
     pub fn snapshot(&self) -> HashMap<String, NamespaceReport> {
-        self.by_namespace.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.by_namespace
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }

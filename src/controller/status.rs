@@ -19,7 +19,10 @@ use tracing::{info, warn};
 
 use super::Context;
 use super::report::NamespaceReport;
-use crate::api::{MANAGER_NAME, MAX_REPORTED_NAMESPACES, NamespaceProblem, ProductionProfile, ProductionProfileStatus};
+use crate::api::{
+    MANAGER_NAME, MAX_REPORTED_NAMESPACES, NamespaceProblem, ProductionProfile,
+    ProductionProfileStatus,
+};
 use crate::render::NamespaceInfo;
 use crate::selection::decide_owner;
 
@@ -51,14 +54,25 @@ pub fn compute_status(
     let mut problems: Vec<NamespaceProblem> = Vec::new();
     for namespace in owned {
         match reports.get(namespace) {
-            Some(report) if report.owner.as_deref() == Some(name.as_str()) && report.generation == generation => {
+            Some(report)
+                if report.owner.as_deref() == Some(name.as_str())
+                    && report.generation == generation =>
+            {
                 current += 1;
                 if report.is_compliant() {
                     compliant += 1;
                 } else if let Some(first) = report.problems.first() {
                     let more = report.problems.len() - 1;
-                    let message = if more > 0 { format!("{} (and {more} more)", first.message) } else { first.message.clone() };
-                    problems.push(NamespaceProblem { namespace: namespace.clone(), reason: first.reason.clone(), message });
+                    let message = if more > 0 {
+                        format!("{} (and {more} more)", first.message)
+                    } else {
+                        first.message.clone()
+                    };
+                    problems.push(NamespaceProblem {
+                        namespace: namespace.clone(),
+                        reason: first.reason.clone(),
+                        message,
+                    });
                 }
             }
             _ => {}
@@ -72,35 +86,89 @@ pub fn compute_status(
         });
     }
     problems.sort();
-    let stalled_by = problems.iter().find(|p| STALLING_REASONS.contains(&p.reason.as_str())).cloned();
+    let stalled_by = problems
+        .iter()
+        .find(|p| STALLING_REASONS.contains(&p.reason.as_str()))
+        .cloned();
     let any_owned_problem = problems.iter().any(|p| p.reason != "Conflict");
     problems.truncate(MAX_REPORTED_NAMESPACES);
 
     let reconciled = current == owned.len();
-    let observed_generation = if reconciled { Some(generation) } else { previous.observed_generation };
-    let (ready, ready_reason, ready_message) = if !reconciled {
-        ("False", "Progressing", format!("{current} of {} namespaces reconciled", owned.len()))
-    } else if compliant == owned.len() {
-        ("True", "Compliant", format!("all {} namespaces comply", owned.len()))
+    let observed_generation = if reconciled {
+        Some(generation)
     } else {
-        let reason = if profile.spec.mode == crate::api::Mode::Audit { "Drifted" } else { "NotCompliant" };
-        ("False", reason, format!("{compliant} of {} namespaces comply", owned.len()))
+        previous.observed_generation
+    };
+    let (ready, ready_reason, ready_message) = if !reconciled {
+        (
+            "False",
+            "Progressing",
+            format!("{current} of {} namespaces reconciled", owned.len()),
+        )
+    } else if compliant == owned.len() {
+        (
+            "True",
+            "Compliant",
+            format!("all {} namespaces comply", owned.len()),
+        )
+    } else {
+        let reason = if profile.spec.mode == crate::api::Mode::Audit {
+            "Drifted"
+        } else {
+            "NotCompliant"
+        };
+        (
+            "False",
+            reason,
+            format!("{compliant} of {} namespaces comply", owned.len()),
+        )
     };
     let reconciling = if reconciled {
-        ("False", "Reconciled", format!("generation {generation} applied to every namespace"))
+        (
+            "False",
+            "Reconciled",
+            format!("generation {generation} applied to every namespace"),
+        )
     } else {
-        ("True", "Progressing", format!("{current} of {} namespaces reconciled at generation {generation}", owned.len()))
+        (
+            "True",
+            "Progressing",
+            format!(
+                "{current} of {} namespaces reconciled at generation {generation}",
+                owned.len()
+            ),
+        )
     };
     let stalled = match (&stalled_by, reconciled && any_owned_problem) {
-        (Some(problem), true) => ("True", problem.reason.as_str(), format!("{}: {}", problem.namespace, problem.message)),
-        _ => ("False", "NotStalled", "no problem needs a change to the profile".to_owned()),
+        (Some(problem), true) => (
+            "True",
+            problem.reason.as_str(),
+            format!("{}: {}", problem.namespace, problem.message),
+        ),
+        _ => (
+            "False",
+            "NotStalled",
+            "no problem needs a change to the profile".to_owned(),
+        ),
     };
-    let conditions = [("Ready", ready, ready_reason, ready_message), ("Reconciling", reconciling.0, reconciling.1, reconciling.2), ("Stalled", stalled.0, stalled.1, stalled.2)]
-        .into_iter()
-        .map(|(type_, status, reason, message)| {
-            condition(&previous.conditions, type_, status, reason, message, observed_generation, now)
-        })
-        .collect();
+    let conditions = [
+        ("Ready", ready, ready_reason, ready_message),
+        ("Reconciling", reconciling.0, reconciling.1, reconciling.2),
+        ("Stalled", stalled.0, stalled.1, stalled.2),
+    ]
+    .into_iter()
+    .map(|(type_, status, reason, message)| {
+        condition(
+            &previous.conditions,
+            type_,
+            status,
+            reason,
+            message,
+            observed_generation,
+            now,
+        )
+    })
+    .collect();
 
     ProductionProfileStatus {
         observed_generation,
@@ -153,7 +221,10 @@ impl EventBatcher {
 
     fn push(&self, profile: &str, reason: &str, warning: bool, what: String) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        pending.entry((profile.to_owned(), reason.to_owned(), warning)).or_default().push(what);
+        pending
+            .entry((profile.to_owned(), reason.to_owned(), warning))
+            .or_default()
+            .push(what);
     }
 
     fn take(&self) -> BTreeMap<(String, String, bool), Vec<String>> {
@@ -186,17 +257,32 @@ async fn write_statuses(ctx: &Context) {
         if namespace.metadata.deletion_timestamp.is_some() {
             continue;
         }
-        let info = NamespaceInfo { name: namespace.name_any(), labels: namespace.labels().clone() };
-        let ownership = decide_owner(profiles.iter().map(Arc::as_ref), &info, &ctx.config.selection);
+        let info = NamespaceInfo {
+            name: namespace.name_any(),
+            labels: namespace.labels().clone(),
+        };
+        let ownership = decide_owner(
+            profiles.iter().map(Arc::as_ref),
+            &info,
+            &ctx.config.selection,
+        );
         if let Some(owner) = ownership.owner {
-            owned.entry(owner.name_any()).or_default().push(info.name.clone());
+            owned
+                .entry(owner.name_any())
+                .or_default()
+                .push(info.name.clone());
             for loser in ownership.conflicts {
-                lost.entry(loser.name_any()).or_default().push((info.name.clone(), owner.name_any()));
+                lost.entry(loser.name_any())
+                    .or_default()
+                    .push((info.name.clone(), owner.name_any()));
             }
         }
     }
     let now = Time(Timestamp::now());
-    for profile in profiles.iter().filter(|p| p.meta().deletion_timestamp.is_none()) {
+    for profile in profiles
+        .iter()
+        .filter(|p| p.meta().deletion_timestamp.is_none())
+    {
         let name = profile.name_any();
         let mut mine = owned.remove(&name).unwrap_or_default();
         mine.sort();
@@ -205,15 +291,28 @@ async fn write_statuses(ctx: &Context) {
         if profile.status.as_ref() == Some(&status) {
             continue;
         }
-        ctx.metrics.set_profile_counts(&name, status.matched_namespaces, status.compliant_namespaces);
+        ctx.metrics.set_profile_counts(
+            &name,
+            status.matched_namespaces,
+            status.compliant_namespaces,
+        );
         let api: Api<ProductionProfile> = Api::all(ctx.client.clone());
         let patch = json!({
             "apiVersion": ProductionProfile::api_version(&()),
             "kind": ProductionProfile::kind(&()),
             "status": status,
         });
-        match api.patch_status(&name, &PatchParams::apply(MANAGER_NAME).force(), &Patch::Apply(&patch)).await {
-            Ok(_) => info!(profile = %name, matched = status.matched_namespaces, compliant = status.compliant_namespaces, "status updated"),
+        match api
+            .patch_status(
+                &name,
+                &PatchParams::apply(MANAGER_NAME).force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+        {
+            Ok(_) => {
+                info!(profile = %name, matched = status.matched_namespaces, compliant = status.compliant_namespaces, "status updated")
+            }
             Err(error) => warn!(profile = %name, %error, "writing status failed"),
         }
     }
@@ -221,16 +320,37 @@ async fn write_statuses(ctx: &Context) {
 
 async fn send_events(ctx: &Context, recorder: &Recorder) {
     for ((profile, reason, warning), items) in ctx.events.take() {
-        let Some(object) = ctx.profiles.state().into_iter().find(|p| p.name_any() == profile) else {
+        let Some(object) = ctx
+            .profiles
+            .state()
+            .into_iter()
+            .find(|p| p.name_any() == profile)
+        else {
             continue;
         };
-        let mut note = format!("{reason} {}: {}", items.len(), items.iter().take(NAMESPACES_PER_EVENT).cloned().collect::<Vec<_>>().join("; "));
+        let mut note = format!(
+            "{reason} {}: {}",
+            items.len(),
+            items
+                .iter()
+                .take(NAMESPACES_PER_EVENT)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
         if items.len() > NAMESPACES_PER_EVENT {
-            note.push_str(&format!("; and {} more", items.len() - NAMESPACES_PER_EVENT));
+            note.push_str(&format!(
+                "; and {} more",
+                items.len() - NAMESPACES_PER_EVENT
+            ));
         }
         note.truncate(1000);
         let event = Event {
-            type_: if warning { EventType::Warning } else { EventType::Normal },
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
             reason: reason.clone(),
             note: Some(note),
             action: "Reconcile".to_owned(),
@@ -265,8 +385,15 @@ mod tests {
         }
     }
 
-    fn condition_status<'a>(status: &'a ProductionProfileStatus, type_: &str) -> (&'a str, &'a str) {
-        let c = status.conditions.iter().find(|c| c.type_ == type_).expect("condition present");
+    fn condition_status<'a>(
+        status: &'a ProductionProfileStatus,
+        type_: &str,
+    ) -> (&'a str, &'a str) {
+        let c = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+            .expect("condition present");
         (c.status.as_str(), c.reason.as_str())
     }
 
@@ -314,7 +441,13 @@ mod tests {
             Case {
                 name: "role refused stalls",
                 mode: "Enforce",
-                reports: vec![("a", report("prod", 2, &[("RoleNotAllowed", "cluster-admin")])), ("b", report("prod", 2, &[]))],
+                reports: vec![
+                    (
+                        "a",
+                        report("prod", 2, &[("RoleNotAllowed", "cluster-admin")]),
+                    ),
+                    ("b", report("prod", 2, &[])),
+                ],
                 lost: vec![],
                 want_ready: ("False", "NotCompliant"),
                 want_reconciling: "False",
@@ -325,7 +458,10 @@ mod tests {
             Case {
                 name: "audit drift is not stalled",
                 mode: "Audit",
-                reports: vec![("a", report("prod", 2, &[("Drifted", "missing")])), ("b", report("prod", 2, &[]))],
+                reports: vec![
+                    ("a", report("prod", 2, &[("Drifted", "missing")])),
+                    ("b", report("prod", 2, &[])),
+                ],
                 lost: vec![],
                 want_ready: ("False", "Drifted"),
                 want_reconciling: "False",
@@ -347,16 +483,46 @@ mod tests {
         ];
         for case in cases {
             let p = profile(2, case.mode);
-            let reports: HashMap<String, NamespaceReport> =
-                case.reports.into_iter().map(|(n, r)| (n.to_owned(), r)).collect();
+            let reports: HashMap<String, NamespaceReport> = case
+                .reports
+                .into_iter()
+                .map(|(n, r)| (n.to_owned(), r))
+                .collect();
             let status = compute_status(&p, &owned, &case.lost, &reports, &now());
-            assert_eq!(condition_status(&status, "Ready"), case.want_ready, "{}", case.name);
-            assert_eq!(condition_status(&status, "Reconciling").0, case.want_reconciling, "{}", case.name);
-            assert_eq!(condition_status(&status, "Stalled").0, case.want_stalled, "{}", case.name);
+            assert_eq!(
+                condition_status(&status, "Ready"),
+                case.want_ready,
+                "{}",
+                case.name
+            );
+            assert_eq!(
+                condition_status(&status, "Reconciling").0,
+                case.want_reconciling,
+                "{}",
+                case.name
+            );
+            assert_eq!(
+                condition_status(&status, "Stalled").0,
+                case.want_stalled,
+                "{}",
+                case.name
+            );
             assert_eq!(status.matched_namespaces, 2, "{}", case.name);
-            assert_eq!(status.compliant_namespaces, case.want_compliant, "{}", case.name);
-            assert_eq!(status.observed_generation, case.want_observed, "{}", case.name);
-            let conflicts = status.non_compliant.iter().filter(|p| p.reason == "Conflict").count();
+            assert_eq!(
+                status.compliant_namespaces, case.want_compliant,
+                "{}",
+                case.name
+            );
+            assert_eq!(
+                status.observed_generation, case.want_observed,
+                "{}",
+                case.name
+            );
+            let conflicts = status
+                .non_compliant
+                .iter()
+                .filter(|p| p.reason == "Conflict")
+                .count();
             assert_eq!(conflicts, case.lost.len(), "{}", case.name);
         }
     }
@@ -379,8 +545,10 @@ mod tests {
     fn non_compliant_list_is_bounded() {
         let p = profile(1, "Enforce");
         let owned: Vec<String> = (0..50).map(|i| format!("ns-{i:02}")).collect();
-        let reports: HashMap<String, NamespaceReport> =
-            owned.iter().map(|n| (n.clone(), report("prod", 1, &[("Drifted", "x")]))).collect();
+        let reports: HashMap<String, NamespaceReport> = owned
+            .iter()
+            .map(|n| (n.clone(), report("prod", 1, &[("Drifted", "x")])))
+            .collect();
         let status = compute_status(&p, &owned, &[], &reports, &now());
         assert_eq!(status.non_compliant.len(), MAX_REPORTED_NAMESPACES);
         assert_eq!(status.compliant_namespaces, 0);

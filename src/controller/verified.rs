@@ -18,7 +18,8 @@ pub struct VerifiedObjects {
 impl VerifiedObjects {
     pub fn is_verified(&self, key: &ObjectKey, resource_version: &str, fingerprint: u64) -> bool {
         let map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(key).is_some_and(|(rv, fp)| rv == resource_version && *fp == fingerprint)
+        map.get(key)
+            .is_some_and(|(rv, fp)| rv == resource_version && *fp == fingerprint)
     }
 
     /// True when `resource_version` is the one we last verified, whatever the
