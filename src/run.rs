@@ -89,7 +89,9 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
             },
         };
         info!(allowed_cluster_roles = ?config.render.allowed_cluster_roles, "baseliner starting");
-        controller::run(client, config, shutdown_signal()).await?;
+        // Without leader election this process is the only writer.
+        let (_leader_tx, leader) = tokio::sync::watch::channel(true);
+        controller::run(client, config, leader, shutdown_signal()).await?;
         Ok(())
     })
 }

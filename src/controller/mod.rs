@@ -28,6 +28,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, CustomResourceExt, ResourceExt};
 use thiserror::Error;
+use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::api::{MANAGED_BY_LABEL, MANAGER_NAME, ProductionProfile};
@@ -55,6 +56,13 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+}
+
+impl Context {
+    /// Whether this replica may write.
+    pub fn is_leader(&self) -> bool {
+        *self.leader.borrow()
+    }
 }
 
 impl Error {
@@ -105,6 +113,8 @@ pub struct Context {
     pub reports: Reports,
     pub events: EventBatcher,
     pub metrics: Metrics,
+    /// True while this replica holds the leader lease.
+    pub leader: watch::Receiver<bool>,
     failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
 }
 
@@ -139,10 +149,13 @@ pub async fn check_crd(client: &Client) -> Result<(), Error> {
     }
 }
 
-/// Runs the controller until `shutdown` completes.
+/// Runs the controller until `shutdown` completes. Watches run and caches
+/// fill on every replica; only while `leader` holds true does anything get
+/// written, so a standby takes over with warm caches.
 pub async fn run(
     client: Client,
     config: Config,
+    leader: watch::Receiver<bool>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
     check_crd(&client).await?;
@@ -165,6 +178,8 @@ pub async fn run(
     .modify(|n| n.managed_fields_mut().clear())
     .reflect(namespace_writer);
 
+    let (trigger_tx, trigger_rx) = mpsc::unbounded::<ObjectRef<PartialObjectMeta<Namespace>>>();
+    let (resync_all_tx, resync_all_rx) = mpsc::unbounded::<()>();
     let ctx = Arc::new(Context {
         client: client.clone(),
         config,
@@ -175,13 +190,24 @@ pub async fn run(
         reports: Reports::default(),
         events: EventBatcher::default(),
         metrics: Metrics::default(),
+        leader: leader.clone(),
         failures: Default::default(),
+    });
+
+    // Becoming leader: everything may have changed while we were standby.
+    let mut leadership = leader;
+    let leadership_resync = resync_all_tx.clone();
+    tokio::spawn(async move {
+        while leadership.changed().await.is_ok() {
+            if *leadership.borrow_and_update() {
+                info!("became leader; reconciling every namespace");
+                let _ = leadership_resync.unbounded_send(());
+            }
+        }
     });
 
     // Managed objects: metadata-only, label-filtered; each change triggers
     // the namespace it serves.
-    let (trigger_tx, trigger_rx) = mpsc::unbounded::<ObjectRef<PartialObjectMeta<Namespace>>>();
-    let (resync_all_tx, resync_all_rx) = mpsc::unbounded::<()>();
     for kind in ManagedKind::ALL {
         tokio::spawn(watch_managed(
             ctx.clone(),

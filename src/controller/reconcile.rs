@@ -49,6 +49,11 @@ pub async fn reconcile_namespace(
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
     let name = namespace.name_any();
+    if !ctx.is_leader() {
+        // Standby: caches stay warm; the leader does the work. Becoming
+        // leader triggers a pass over every namespace.
+        return Ok(Action::await_change());
+    }
     if !ctx.managed.is_ready() {
         // Until every kind is listed, an object missing from the index may
         // exist; applying it anyway would be a needless write.
@@ -571,6 +576,9 @@ fn fingerprint(desired: &Value) -> u64 {
 /// (Velero Schedules); its own objects went with it.
 pub async fn release_departed(ctx: &Context, namespace: &str) {
     ctx.reports.forget(namespace);
+    if !ctx.is_leader() {
+        return;
+    }
     for (key, object) in ctx.managed.objects_serving(namespace) {
         if key.namespace == namespace {
             continue;

@@ -242,6 +242,9 @@ pub async fn run_status_writer(ctx: Arc<Context>, recorder: Recorder) {
         }
         // Let a burst of reconciles settle into one pass.
         tokio::time::sleep(STATUS_INTERVAL).await;
+        if !ctx.is_leader() {
+            continue;
+        }
         write_statuses(&ctx).await;
         send_events(&ctx, &recorder).await;
     }
