@@ -179,6 +179,21 @@ pub fn compute_status(
     }
 }
 
+/// True while this process has not yet reconciled every namespace of a
+/// profile whose status already describes its current generation: a restart
+/// is no news, so the status stays as the previous process left it instead
+/// of flapping to Reconciling and back (and costing two writes).
+fn is_catching_up_after_restart(
+    profile: &ProductionProfile,
+    owned: &[String],
+    reports: &HashMap<String, NamespaceReport>,
+) -> bool {
+    let name = profile.name_any();
+    let already_observed = profile.status.as_ref().and_then(|s| s.observed_generation) == profile.metadata.generation;
+    let all_reported = owned.iter().all(|ns| reports.get(ns).is_some_and(|r| r.owner.as_deref() == Some(name.as_str())));
+    already_observed && !all_reported
+}
+
 /// A condition that keeps its previous transition time unless its status changed.
 fn condition(
     previous: &[Condition],
@@ -290,6 +305,9 @@ async fn write_statuses(ctx: &Context) {
         let mut mine = owned.remove(&name).unwrap_or_default();
         mine.sort();
         let theirs = lost.remove(&name).unwrap_or_default();
+        if is_catching_up_after_restart(profile, &mine, &reports) {
+            continue;
+        }
         let status = compute_status(profile, &mine, &theirs, &reports, &now);
         if profile.status.as_ref() == Some(&status) {
             continue;
