@@ -8,14 +8,26 @@ CONTROLPLANE := e2e/controlplane
 BASELINER ?= $(CARGO) run -q -p baseliner --
 CRD := crds/baseliner.dev_productionprofiles.yaml
 CRD_COPY := config/crd/bases/baseliner.dev_productionprofiles.yaml
+KUBECTL ?= $(shell test -x target/cluster/bin/kubectl && echo target/cluster/bin/kubectl || echo kubectl)
 SAMPLES := config/samples/production-strict.yaml config/samples/staging-light.yaml config/samples/audit-only.yaml
 
 .PHONY: help test test-unit test-e2e controlplane cluster-up cluster-down cluster-status
-.PHONY: build crd check-crd lint validate-samples demo
+.PHONY: build crd check-crd lint validate-samples demo run install uninstall
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort \
 	  | awk 'BEGIN {FS = ":.*## "} {printf "  %-16s %s\n", $$1, $$2}'
+
+## Run
+
+run: ## Run the operator: against KUBECONFIG if set, else the local control plane with the samples
+	hack/run.sh
+
+install: ## Install the CRD into the cluster in KUBECONFIG
+	$(KUBECTL) apply --server-side -f $(CRD)
+
+uninstall: ## Remove the CRD (and with it every ProductionProfile) from the cluster in KUBECONFIG
+	$(KUBECTL) delete --ignore-not-found -f $(CRD)
 
 ## Tests
 

@@ -26,6 +26,11 @@ pub struct Operator {
 
 impl Operator {
     /// Starts `baseliner run ARGS...` with `kubeconfig` as its `KUBECONFIG`.
+    ///
+    /// Unless ARGS say otherwise, the process runs without leader election
+    /// (the only writer, as tests expect) and serves HTTP on a port of the
+    /// OS's choosing, so any number can run side by side; tests of leader
+    /// election pass `--leader-elect=true` with a Lease of their own.
     pub fn start(kubeconfig: &Path, args: &[&str]) -> Result<Self> {
         let binary = operator_binary()?;
         let logs = workspace_root().join("target").join("e2e-logs");
@@ -38,6 +43,8 @@ impl Operator {
             .arg("run")
             .args(args)
             .env("KUBECONFIG", kubeconfig)
+            .env("BASELINER_LEADER_ELECT", "false")
+            .env("BASELINER_HTTP_ADDR", "127.0.0.1:0")
             .env(
                 "RUST_LOG",
                 std::env::var("BASELINER_E2E_LOG")
@@ -149,7 +156,7 @@ pub fn shared_operator(plane: &Plane) -> Result<()> {
     static SHARED: OnceLock<Result<Mutex<Operator>, String>> = OnceLock::new();
     let shared = SHARED
         .get_or_init(|| {
-            Operator::start(&plane.kubeconfig, &["--resync-seconds", "30"])
+            Operator::start(&plane.kubeconfig, &["--resync-seconds", "30", "--leader-elect=false", "--http-addr", "127.0.0.1:0"])
                 .map(Mutex::new)
                 .map_err(|e| format!("{e:#}"))
         })

@@ -97,11 +97,42 @@ fn init() -> Result<Plane> {
         },
         kubectl.display()
     );
+    install_crds(&kubectl, &kubeconfig)?;
     Ok(Plane {
         kubeconfig,
         kubectl,
         local,
     })
+}
+
+/// Installs (or updates) the ProductionProfile CRD from `crds/`, so every
+/// test sees the schema of this checkout, and waits until it is served.
+fn install_crds(kubectl: &Path, kubeconfig: &Path) -> Result<()> {
+    let crds = repo_root().join("crds");
+    let kubectl_run = |args: &[&str]| -> Result<()> {
+        let out = Command::new(kubectl)
+            .args(args)
+            .env("KUBECONFIG", kubeconfig)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| anyhow!("running kubectl: {e}"))?;
+        if !out.status.success() {
+            bail!(
+                "kubectl {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    };
+    let crds = crds.to_string_lossy();
+    kubectl_run(&["apply", "--server-side", "--force-conflicts", "-f", &crds])?;
+    kubectl_run(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/productionprofiles.baseliner.dev",
+        "--timeout=60s",
+    ])
 }
 
 /// Runs a script with stderr passed through (build progress shows up
