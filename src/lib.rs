@@ -3,7 +3,9 @@
 //! - [`api`]: the `ProductionProfile` types, the source of the CRD.
 //! - [`controller`]: watches, the per-namespace reconcile, status and Events.
 //! - [`cli`]: the `baseliner` command line (`crd`, `validate`, `render`).
-//! - [`run`]: `baseliner run`, the operator process's wiring.
+//! - [`run`]: `baseliner run`, the operator process's wiring, with
+//!   [`lease`] (leader election), [`http`] (`/metrics`, `/healthz`,
+//!   `/readyz`), [`health`] (cache readiness) and [`metrics`].
 //! - [`selection`]: which profile owns which namespace.
 //! - [`render`]: the pure step from a profile and a namespace to the desired
 //!   objects, with [`template`] for subject names and [`velero`] for the
@@ -14,6 +16,9 @@
 pub mod api;
 pub mod cli;
 pub mod controller;
+pub mod health;
+pub mod http;
+pub mod lease;
 pub mod metrics;
 pub mod render;
 pub mod run;

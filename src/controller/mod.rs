@@ -32,6 +32,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::api::{MANAGED_BY_LABEL, MANAGER_NAME, ProductionProfile};
+use crate::health::CacheSync;
 use crate::metrics::Metrics;
 use crate::render::RenderOptions;
 use crate::selection::SelectionContext;
@@ -112,7 +113,7 @@ pub struct Context {
     pub verified: VerifiedObjects,
     pub reports: Reports,
     pub events: EventBatcher,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     /// True while this replica holds the leader lease.
     pub leader: watch::Receiver<bool>,
     failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
@@ -151,12 +152,15 @@ pub async fn check_crd(client: &Client) -> Result<(), Error> {
 
 /// Runs the controller until `shutdown` completes. Watches run and caches
 /// fill on every replica; only while `leader` holds true does anything get
-/// written, so a standby takes over with warm caches.
+/// written, so a standby takes over with warm caches. `caches` learns as
+/// each cache syncs (for `/readyz`).
 pub async fn run(
     client: Client,
     config: Config,
     leader: watch::Receiver<bool>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+    metrics: Arc<Metrics>,
+    caches: CacheSync,
 ) -> Result<(), Error> {
     check_crd(&client).await?;
 
@@ -189,10 +193,11 @@ pub async fn run(
         verified: VerifiedObjects::default(),
         reports: Reports::default(),
         events: EventBatcher::default(),
-        metrics: Metrics::default(),
+        metrics,
         leader: leader.clone(),
         failures: Default::default(),
     });
+    tokio::spawn(track_cache_sync(ctx.clone(), caches));
 
     // Becoming leader: everything may have changed while we were standby.
     let mut leadership = leader;
@@ -289,6 +294,9 @@ async fn reconcile_with_metrics(
     let name = namespace.name_any();
     let result = reconcile::reconcile_namespace(namespace, ctx.clone()).await;
     ctx.metrics.reconciled(result.is_ok(), started.elapsed());
+    if let Err(Error::Kube { action, source, .. }) = &result {
+        ctx.metrics.api_error(action, source);
+    }
     if result.is_ok() {
         ctx.failures
             .lock()
@@ -313,6 +321,43 @@ fn error_policy(
     let delay = Duration::from_secs(1u64 << (*count - 1).min(8)).min(Duration::from_secs(300));
     error!(namespace = %name, %error, retry_in_seconds = delay.as_secs(), "reconcile failed");
     Action::requeue(delay)
+}
+
+/// Tells `caches` as the profile, namespace and managed-object caches
+/// complete their first list.
+async fn track_cache_sync(ctx: Arc<Context>, caches: CacheSync) {
+    const PROFILES: &str = "productionprofiles";
+    const NAMESPACES: &str = "namespaces";
+    caches.register([PROFILES, NAMESPACES]);
+    caches.register(ManagedKind::ALL.map(ManagedKind::as_str));
+    let profiles = async {
+        if ctx.profiles.wait_until_ready().await.is_ok() {
+            caches.mark_synced(PROFILES);
+        }
+    };
+    let namespaces = async {
+        if ctx.namespaces.wait_until_ready().await.is_ok() {
+            caches.mark_synced(NAMESPACES);
+        }
+    };
+    // The managed index has no ready signal of its own; it is cheap to ask.
+    let managed = async {
+        loop {
+            let mut all = true;
+            for kind in ManagedKind::ALL {
+                if ctx.managed.state(kind).is_some() {
+                    caches.mark_synced(kind.as_str());
+                } else {
+                    all = false;
+                }
+            }
+            if all {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    futures::join!(profiles, namespaces, managed);
 }
 
 async fn watch_managed(
