@@ -4,5 +4,6 @@
 mod controller;
 mod harness;
 mod plane_is_real;
+mod production;
 mod rbac;
 mod velero;
