@@ -16,6 +16,7 @@
 //! the API server also runs with the API server's own verdict.
 
 mod cron;
+mod go_compat;
 pub(crate) mod schema;
 mod semantic;
 
@@ -46,6 +47,12 @@ static SCHEMA: LazyLock<Value> = LazyLock::new(|| {
 /// The CRD's structural schema, as validation uses it.
 pub fn crd_schema() -> &'static Value {
     &SCHEMA
+}
+
+/// Checks a backup schedule as Velero's cron parser reads it, and that it
+/// matches some date; the error says which field is wrong and why.
+pub fn check_backup_schedule(schedule: &str) -> Result<(), String> {
+    cron::check_schedule(schedule)
 }
 
 /// Which check found a problem.
@@ -212,7 +219,16 @@ fn validate_object(mut value: Value) -> Result<ProductionProfile, Vec<Problem>> 
         ).at(Stage::Schema));
         return Err(problems);
     }
-    problems.extend(check_rules(&value));
+    // CEL runs on a copy where quantities Go accepts are spelled so kube's
+    // library reads them too; then what Go refuses but kube's library let
+    // through is added, so the verdict is the API server's.
+    let mut for_rules = value.clone();
+    go_compat::canonicalize_quantities(&mut for_rules, go_compat::kube_is_quantity);
+    let rule_problems = check_rules(&for_rules);
+    let strict =
+        go_compat::strict_problems(&value, &SCHEMA, &rule_problems, go_compat::kube_is_quantity);
+    problems.extend(rule_problems);
+    problems.extend(strict);
 
     let profile = match serde_json::from_value::<ProductionProfile>(apply_defaults(&value)) {
         Ok(profile) => profile,

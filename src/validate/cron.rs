@@ -83,53 +83,108 @@ pub(crate) fn check_schedule(schedule: &str) -> Result<(), String> {
             parts.len()
         ));
     }
+    let mut sets = Vec::with_capacity(FIELDS.len());
     for (text, field) in parts.iter().zip(&FIELDS) {
-        check_field(text, field).map_err(|why| format!("{} field {text:?}: {why}", field.name))?;
+        sets.push(
+            check_field(text, field)
+                .map_err(|why| format!("{} field {text:?}: {why}", field.name))?,
+        );
     }
-    Ok(())
+    check_fires(&sets, &parts)
 }
 
-fn check_field(text: &str, field: &Field) -> Result<(), String> {
+/// The values one field matches, as bits, and whether it is `*` or `?`.
+#[derive(Clone, Copy, Debug)]
+struct Matches {
+    bits: u64,
+    star: bool,
+}
+
+/// Days in each month, February in a leap year: robfig/cron looks five
+/// years ahead, so February 29 comes.
+const DAYS_IN_MONTH: [u32; 12] = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/// A schedule that parses can still match no date (`0 0 31 2 *`): robfig
+/// then finds no next run. Days of month and of week combine as robfig
+/// combines them: when either is `*` both must match, so only the day of
+/// month counts when the day of week is `*`; otherwise either may match, and
+/// every month has every weekday.
+fn check_fires(sets: &[Matches], parts: &[&str]) -> Result<(), String> {
+    let (day, month, weekday) = (sets[2], sets[3], sets[4]);
+    if day.star || !weekday.star {
+        return Ok(());
+    }
+    let fires = (1..=12u32).any(|m| {
+        month.bits & (1 << m) != 0
+            && (1..=DAYS_IN_MONTH[m as usize - 1]).any(|d| day.bits & (1 << d) != 0)
+    });
+    if fires {
+        Ok(())
+    } else {
+        Err(format!(
+            "never fires: no month in {:?} has a day in {:?}, so Velero would never back up",
+            parts[3], parts[2]
+        ))
+    }
+}
+
+fn check_field(text: &str, field: &Field) -> Result<Matches, String> {
+    let mut matches = Matches {
+        bits: 0,
+        star: false,
+    };
     for item in text.split(',') {
         if item.is_empty() {
             return Err("empty list item".to_owned());
         }
-        check_range(item, field)?;
+        let range = check_range(item, field)?;
+        matches.bits |= range.bits;
+        matches.star |= range.star;
     }
-    Ok(())
+    Ok(matches)
 }
 
-fn check_range(item: &str, field: &Field) -> Result<(), String> {
+fn check_range(item: &str, field: &Field) -> Result<Matches, String> {
     let (range, step) = match item.split_once('/') {
         Some((range, step)) => (range, Some(step)),
         None => (item, None),
     };
+    let mut step_size = 1;
     if let Some(step) = step {
         if step.contains('/') {
             return Err(format!("too many slashes in {item:?}"));
         }
-        let step = number(step).ok_or_else(|| format!("step {step:?} is not a number"))?;
-        if step == 0 {
+        step_size = number(step).ok_or_else(|| format!("step {step:?} is not a number"))?;
+        if step_size == 0 {
             return Err("step must be a positive number".to_owned());
         }
     }
-    if range == "*" || range == "?" {
-        return Ok(());
-    }
-    let (start, end) = match range.split_once('-') {
-        Some((start, end)) => {
-            if end.contains('-') {
-                return Err(format!("too many hyphens in {item:?}"));
+    let (start, end, star) = if range == "*" || range == "?" {
+        // robfig: `*/2` is not a star any more.
+        (field.min, field.max, step_size == 1)
+    } else {
+        match range.split_once('-') {
+            Some((start, end)) => {
+                if end.contains('-') {
+                    return Err(format!("too many hyphens in {item:?}"));
+                }
+                (value(start, field)?, value(end, field)?, false)
             }
-            (value(start, field)?, Some(value(end, field)?))
+            // robfig: `5/15` runs from 5 to the field's end.
+            None if step.is_some() => (value(range, field)?, field.max, false),
+            None => {
+                let single = value(range, field)?;
+                (single, single, false)
+            }
         }
-        None => (value(range, field)?, None),
     };
-    let end = end.unwrap_or(start);
     if start > end {
         return Err(format!("range start {start} is after its end {end}"));
     }
-    Ok(())
+    let bits = (start..=end)
+        .step_by(step_size.min(64) as usize)
+        .fold(0u64, |bits, v| bits | (1 << v));
+    Ok(Matches { bits, star })
 }
 
 fn value(text: &str, field: &Field) -> Result<u32, String> {
@@ -195,6 +250,11 @@ mod tests {
             "0 3 * * 6",
             "5 4 31 12 SUN",
             "0 1/2 * * *",
+            "0 0 29 2 *",
+            "0 0 31 2 1",
+            "0 0 30 1-2 *",
+            "0 0 31 */2 *",
+            "0 0 */31 2 *",
             "@daily",
             "@midnight",
             "@hourly",
@@ -234,6 +294,14 @@ mod tests {
             ("1,,2 * * * *", "empty list item"),
             ("-1 * * * *", "\"\" is not a number"),
             ("@every 1h", "unknown descriptor"),
+            (
+                "0 0 31 2 *",
+                "never fires: no month in \"2\" has a day in \"31\"",
+            ),
+            ("0 0 30 2 ?", "never fires"),
+            ("0 0 31 4,6,9,11 *", "never fires"),
+            ("0 0 30-31 FEB *", "never fires"),
+            ("0 0 31 4/5 *", "never fires"),
             ("@reboot", "unknown descriptor"),
         ];
         for (schedule, fragment) in cases {

@@ -12,8 +12,8 @@ use regex::Regex;
 
 use super::{Problem, cron, join_index, join_key, join_property};
 use crate::api::{
-    BackupSpec, EgressAllow, LimitRangeSpec, NetworkPolicySpec, ProductionProfile, SubjectKind,
-    SubjectSpec,
+    BackupSpec, EgressAllow, LimitRangeSpec, NetworkPolicySpec, ProductionProfile,
+    ResourceQuotaSpec, SubjectKind, SubjectSpec,
 };
 use crate::template::{self, Part};
 
@@ -54,6 +54,9 @@ pub(crate) fn check_profile(profile: &ProductionProfile) -> Vec<Problem> {
     }
     if let Some(limit_range) = &spec.limit_range {
         checker.limit_range(limit_range, "spec.limitRange");
+    }
+    if let Some(quota) = &spec.resource_quota {
+        checker.resource_quota(quota, "spec.resourceQuota");
     }
     checker.role_bindings(profile);
     if let Some(backup) = &spec.backup {
@@ -238,6 +241,36 @@ impl Checker {
         }
     }
 
+    fn resource_quota(&mut self, spec: &ResourceQuotaSpec, path: &str) {
+        // What the API server's ResourceQuota validation refuses: a name
+        // without a domain that is not a standard quota resource, and a
+        // fraction for a resource that is counted.
+        let hard_path = join_property(path, "hard");
+        for (resource, quantity) in &spec.hard {
+            let entry = join_key(&hard_path, resource);
+            if !resource.contains('/') && !is_standard_quota_resource(resource) {
+                self.report(
+                    &entry,
+                    format!(
+                        "{resource:?} is not a resource ResourceQuotas limit; use e.g. requests.cpu, limits.memory, pods, count/deployments.apps or a domain-qualified name"
+                    ),
+                );
+                continue;
+            }
+            let parsed = super::go_compat::parse_quantity(quantity);
+            if is_counted_resource(resource)
+                && parsed
+                    .as_ref()
+                    .is_ok_and(|q| q.is_integral() == Some(false))
+            {
+                self.report(
+                    &entry,
+                    format!("{resource} is counted, so {quantity} must be a whole number"),
+                );
+            }
+        }
+    }
+
     fn role_bindings(&mut self, profile: &ProductionProfile) {
         let path = "spec.roleBindings";
         let bindings = &profile.spec.role_bindings;
@@ -350,6 +383,57 @@ fn label_keys(parts: &[Part]) -> impl Iterator<Item = &str> {
         Part::Label(key) => Some(key.as_str()),
         _ => None,
     })
+}
+
+/// Resource names a ResourceQuota accepts without a domain.
+fn is_standard_quota_resource(name: &str) -> bool {
+    const STANDARD: [&str; 19] = [
+        "cpu",
+        "memory",
+        "ephemeral-storage",
+        "requests.cpu",
+        "requests.memory",
+        "requests.storage",
+        "requests.ephemeral-storage",
+        "limits.cpu",
+        "limits.memory",
+        "limits.ephemeral-storage",
+        "pods",
+        "resourcequotas",
+        "services",
+        "replicationcontrollers",
+        "secrets",
+        "persistentvolumeclaims",
+        "configmaps",
+        "services.nodeports",
+        "services.loadbalancers",
+    ];
+    STANDARD.contains(&name)
+        || name.starts_with("hugepages-")
+        || name.starts_with("requests.hugepages-")
+}
+
+/// Resources the API server requires whole numbers for: object counts, and
+/// extended resources (a domain other than kubernetes.io).
+fn is_counted_resource(name: &str) -> bool {
+    const COUNTED: [&str; 9] = [
+        "pods",
+        "resourcequotas",
+        "services",
+        "replicationcontrollers",
+        "secrets",
+        "configmaps",
+        "persistentvolumeclaims",
+        "services.nodeports",
+        "services.loadbalancers",
+    ];
+    let extended = name.contains('/')
+        && !name.starts_with("requests.")
+        && !name
+            .split('/')
+            .next()
+            .is_some_and(|domain| domain == "kubernetes.io" || domain.ends_with(".kubernetes.io"));
+    COUNTED.contains(&name) || extended
 }
 
 /// A label key: an optional DNS subdomain prefix and `/`, then a name of at
