@@ -361,25 +361,25 @@ pub enum Protocol {
 pub struct LimitRangeSpec {
     /// Requests given to containers that set none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.all(k, k in ['cpu', 'memory', 'ephemeral-storage'] && isQuantity(self[k]))").message("keys must be cpu, memory or ephemeral-storage and values quantities such as 250m or 512Mi").reason(Reason::FieldValueInvalid))]
+    #[x_kube(validation = Rule::new("self.all(k, k in ['cpu', 'memory', 'ephemeral-storage'] && isQuantity(self[k]) && quantity(self[k]).compareTo(quantity('0')) >= 0)").message("keys must be cpu, memory or ephemeral-storage and values quantities such as 250m or 512Mi, not negative").reason(Reason::FieldValueInvalid))]
     #[schemars(extend("maxProperties" = 3, "additionalProperties" = {"type": "string", "maxLength": 64}))]
     pub default_request: Option<BTreeMap<String, String>>,
 
     /// Limits given to containers that set none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.all(k, k in ['cpu', 'memory', 'ephemeral-storage'] && isQuantity(self[k]))").message("keys must be cpu, memory or ephemeral-storage and values quantities such as 250m or 512Mi").reason(Reason::FieldValueInvalid))]
+    #[x_kube(validation = Rule::new("self.all(k, k in ['cpu', 'memory', 'ephemeral-storage'] && isQuantity(self[k]) && quantity(self[k]).compareTo(quantity('0')) >= 0)").message("keys must be cpu, memory or ephemeral-storage and values quantities such as 250m or 512Mi, not negative").reason(Reason::FieldValueInvalid))]
     #[schemars(extend("maxProperties" = 3, "additionalProperties" = {"type": "string", "maxLength": 64}))]
     pub default: Option<BTreeMap<String, String>>,
 
     /// Smallest request or limit a container may set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.all(k, k in ['cpu', 'memory', 'ephemeral-storage'] && isQuantity(self[k]))").message("keys must be cpu, memory or ephemeral-storage and values quantities such as 250m or 512Mi").reason(Reason::FieldValueInvalid))]
+    #[x_kube(validation = Rule::new("self.all(k, k in ['cpu', 'memory', 'ephemeral-storage'] && isQuantity(self[k]) && quantity(self[k]).compareTo(quantity('0')) >= 0)").message("keys must be cpu, memory or ephemeral-storage and values quantities such as 250m or 512Mi, not negative").reason(Reason::FieldValueInvalid))]
     #[schemars(extend("maxProperties" = 3, "additionalProperties" = {"type": "string", "maxLength": 64}))]
     pub min: Option<BTreeMap<String, String>>,
 
     /// Largest request or limit a container may set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.all(k, k in ['cpu', 'memory', 'ephemeral-storage'] && isQuantity(self[k]))").message("keys must be cpu, memory or ephemeral-storage and values quantities such as 250m or 512Mi").reason(Reason::FieldValueInvalid))]
+    #[x_kube(validation = Rule::new("self.all(k, k in ['cpu', 'memory', 'ephemeral-storage'] && isQuantity(self[k]) && quantity(self[k]).compareTo(quantity('0')) >= 0)").message("keys must be cpu, memory or ephemeral-storage and values quantities such as 250m or 512Mi, not negative").reason(Reason::FieldValueInvalid))]
     #[schemars(extend("maxProperties" = 3, "additionalProperties" = {"type": "string", "maxLength": 64}))]
     pub max: Option<BTreeMap<String, String>>,
 }
@@ -391,7 +391,7 @@ pub struct ResourceQuotaSpec {
     /// Resource name to limit, e.g. `requests.cpu: "8"`, `limits.memory: 16Gi`,
     /// `pods: "50"`, `count/services.loadbalancers: "0"`.
     #[schemars(extend("minProperties" = 1, "maxProperties" = 64, "additionalProperties" = {"type": "string", "maxLength": 64}))]
-    #[x_kube(validation = Rule::new("self.all(k, isQuantity(self[k]))").message("values must be quantities such as 8, 500m or 16Gi").reason(Reason::FieldValueInvalid))]
+    #[x_kube(validation = Rule::new("self.all(k, isQuantity(self[k]) && quantity(self[k]).compareTo(quantity('0')) >= 0)").message("values must be quantities such as 8, 500m or 16Gi, not negative").reason(Reason::FieldValueInvalid))]
     #[x_kube(validation = Rule::new("self.all(k, k.matches('^[a-z0-9]([-a-z0-9./]*[a-z0-9])?$'))").message("keys must be resource names such as requests.cpu or count/pods").reason(Reason::FieldValueInvalid))]
     pub hard: BTreeMap<String, String>,
 }

@@ -112,7 +112,7 @@ fn validate_prints_one_line_per_problem_and_fails() {
         lines,
         vec![
             format!(
-                "{file}: document 1 (shop): spec.resourceQuota.hard: values must be quantities such as 8, 500m or 16Gi"
+                "{file}: document 1 (shop): spec.resourceQuota.hard: values must be quantities such as 8, 500m or 16Gi, not negative"
             ),
             format!(
                 "{file}: document 1 (shop): spec.backup.schedule: day of week field \"7\": 7 is out of range 0-6 (Sunday is 0)"
