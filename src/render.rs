@@ -213,6 +213,8 @@ pub mod reason {
     pub const INVALID_CIDR: &str = "InvalidCIDR";
     /// Every CIDR of an egress allow is removed again by `except`.
     pub const EGRESS_ALLOWS_NOTHING: &str = "EgressAllowsNothing";
+    /// The backup schedule is not a cron Velero reads, or never fires.
+    pub const INVALID_SCHEDULE: &str = "InvalidSchedule";
 }
 
 /// Everything a profile wants for one namespace.
@@ -266,9 +268,18 @@ pub fn render_namespace(
         }
     }
     if let Some(backup) = &spec.backup {
-        objects.push(DesiredObject::Schedule(render_backup_schedule(
-            &context, backup,
-        )));
+        // A cron Velero cannot parse, or one that matches no date, would
+        // give a Schedule that never backs up: report it instead.
+        match crate::validate::check_backup_schedule(&backup.schedule) {
+            Ok(()) => objects.push(DesiredObject::Schedule(render_backup_schedule(
+                &context, backup,
+            ))),
+            Err(why) => problems.push(RenderProblem {
+                reason: reason::INVALID_SCHEDULE,
+                field: "spec.backup.schedule".to_owned(),
+                message: why,
+            }),
+        }
     }
 
     objects.sort_by(|a, b| (a.kind(), a.name()).cmp(&(b.kind(), b.name())));
@@ -1685,6 +1696,28 @@ mod tests {
     storageLocation: s3-eu
     snapshotVolumes: false
 ";
+
+    #[test]
+    fn an_unusable_backup_schedule_is_reported_not_written() {
+        for (schedule, fragment) in [
+            ("0 0 31 2 *", "never fires"),
+            ("0 2 * * 7", "out of range 0-6"),
+        ] {
+            let spec = format!("{SELECT_ALL}  backup: {{schedule: '{schedule}'}}\n");
+            let rendered = render(&profile(&spec), &namespace("shop", &[]));
+            assert!(
+                rendered.objects.is_empty(),
+                "{schedule}: {:?}",
+                names(&rendered)
+            );
+            let [problem] = rendered.problems.as_slice() else {
+                panic!("{schedule}: {:?}", rendered.problems);
+            };
+            assert_eq!(problem.reason, reason::INVALID_SCHEDULE);
+            assert_eq!(problem.field, "spec.backup.schedule");
+            assert!(problem.message.contains(fragment), "{}", problem.message);
+        }
+    }
 
     #[test]
     fn velero_schedule_renders_in_the_velero_namespace() {

@@ -33,7 +33,12 @@ const NAMESPACES_PER_EVENT: usize = 10;
 
 /// Problems that persist until someone changes the profile or the operator's
 /// configuration; while any is present the profile is Stalled.
-const STALLING_REASONS: [&str; 3] = ["RoleNotAllowed", "InvalidSubject", "BackupsUnavailable"];
+const STALLING_REASONS: [&str; 4] = [
+    "RoleNotAllowed",
+    "InvalidSubject",
+    "BackupsUnavailable",
+    "InvalidSchedule",
+];
 
 /// The status a profile should have, given which namespaces it should own and
 /// what the last reconcile of each found. Pure, so it is unit-tested; `now`
