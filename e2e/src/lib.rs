@@ -79,7 +79,7 @@ impl TestEnv {
     pub async fn with_velero(velero: Velero) -> Result<Self> {
         let plane = plane::plane()?;
         let client = client_from_kubeconfig(&plane.kubeconfig).await?;
-        let guard = velero::acquire(&client, velero).await?;
+        let guard = velero::acquire(&client, &plane.kubeconfig, velero).await?;
         Ok(Self {
             client,
             plane,
@@ -301,10 +301,17 @@ impl TestEnv {
         Client::try_from(config).context("building impersonating client")
     }
 
-    /// Installs the minimal Velero Schedule CRD and the `velero` namespace.
-    /// Prefer [`TestEnv::new`], which does this and keeps it so.
+    /// Installs the minimal Velero Schedule CRD and the `velero` namespace,
+    /// e.g. in a test made with [`Velero::Absent`] that installs it midway.
+    /// Prefer [`TestEnv::new`] when Velero should simply be there.
     pub async fn install_velero(&self) -> Result<()> {
-        velero::install(&self.client).await
+        velero::install_during_test(&self.client).await
+    }
+
+    /// Removes the Velero Schedule CRD (and every Schedule) and the `velero`
+    /// namespace again, in a test made with [`Velero::Absent`].
+    pub async fn uninstall_velero(&self) -> Result<()> {
+        velero::uninstall_during_test(&self.client).await
     }
 }
 

@@ -5,7 +5,14 @@
 //! run in parallel, so it is guarded by a process-wide read/write lock:
 //! every test that needs Velero installed holds a shared guard, a test that
 //! needs it absent holds the exclusive guard and so runs alone among them.
+//! Other test processes may use the same plane at the same time (another
+//! test binary, another developer), so each guard also holds flock(2) on a
+//! file named after the plane's kubeconfig, in the same mode, and the state
+//! is checked against the API server after taking it.
 
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::Path;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -47,11 +54,12 @@ pub enum Velero {
 /// Keeps the Velero state a test asked for until dropped.
 pub struct VeleroGuard(#[allow(dead_code)] Inner);
 
-// The guards are held for their Drop only.
+// The guards are held for their Drop only; closing the file releases the
+// flock.
 #[allow(dead_code)]
 enum Inner {
-    Shared(OwnedRwLockReadGuard<()>),
-    Exclusive(OwnedRwLockWriteGuard<()>),
+    Shared(OwnedRwLockReadGuard<()>, File),
+    Exclusive(OwnedRwLockWriteGuard<()>, File),
     None,
 }
 
@@ -59,30 +67,104 @@ static LOCK: LazyLock<Arc<RwLock<()>>> = LazyLock::new(|| Arc::new(RwLock::new((
 /// Known state: Some(true) installed, Some(false) absent, None unknown.
 static STATE: Mutex<Option<bool>> = Mutex::const_new(None);
 
-pub(crate) async fn acquire(client: &Client, velero: Velero) -> Result<VeleroGuard> {
+pub(crate) async fn acquire(
+    client: &Client,
+    kubeconfig: &Path,
+    velero: Velero,
+) -> Result<VeleroGuard> {
     Ok(VeleroGuard(match velero {
         Velero::Any => Inner::None,
         Velero::Installed => {
             let guard = LOCK.clone().read_owned().await;
+            let file = lock_across_processes(kubeconfig, false).await?;
             let mut state = STATE.lock().await;
-            if *state != Some(true) {
+            if *state != Some(true) || !is_installed(client).await? {
                 *state = None;
                 install(client).await?;
                 *state = Some(true);
             }
-            Inner::Shared(guard)
+            Inner::Shared(guard, file)
         }
         Velero::Absent => {
             let guard = LOCK.clone().write_owned().await;
+            let file = lock_across_processes(kubeconfig, true).await?;
             let mut state = STATE.lock().await;
-            if *state != Some(false) {
+            if *state != Some(false) || !is_absent(client).await? {
                 *state = None;
                 uninstall(client).await?;
                 *state = Some(false);
             }
-            Inner::Exclusive(guard)
+            Inner::Exclusive(guard, file)
         }
     }))
+}
+
+/// flock(2) on a file named after the plane, shared or exclusive, for as
+/// long as the returned file stays open.
+async fn lock_across_processes(kubeconfig: &Path, exclusive: bool) -> Result<File> {
+    let plane = std::fs::canonicalize(kubeconfig).unwrap_or_else(|_| kubeconfig.to_owned());
+    let plane: String = plane
+        .to_string_lossy()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let path = std::env::temp_dir().join(format!("baseliner-e2e-velero{plane}.lock"));
+    tokio::task::spawn_blocking(move || {
+        let file = File::options()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        let operation = if exclusive {
+            libc::LOCK_EX
+        } else {
+            libc::LOCK_SH
+        };
+        loop {
+            // SAFETY: flock on a descriptor this function owns.
+            if unsafe { libc::flock(file.as_raw_fd(), operation) } == 0 {
+                return Ok(file);
+            }
+            let error = std::io::Error::last_os_error();
+            if error.kind() != std::io::ErrorKind::Interrupted {
+                return Err(error).with_context(|| format!("flock {}", path.display()));
+            }
+        }
+    })
+    .await
+    .context("the flock task failed")?
+}
+
+/// Whether the CRD is established and the namespace is there (another
+/// process may have changed either since this one last looked).
+async fn is_installed(client: &Client) -> Result<bool> {
+    let crd = Api::<CustomResourceDefinition>::all(client.clone())
+        .get_opt(SCHEDULE_CRD)
+        .await?;
+    let established = crd.is_some_and(|crd| {
+        crd.metadata.deletion_timestamp.is_none()
+            && crd
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+    });
+    let namespace = Api::<Namespace>::all(client.clone())
+        .get_opt(VELERO_NAMESPACE)
+        .await?;
+    Ok(established && namespace.is_some_and(|n| n.metadata.deletion_timestamp.is_none()))
+}
+
+/// Whether neither the CRD nor the namespace exists.
+async fn is_absent(client: &Client) -> Result<bool> {
+    let crd = Api::<CustomResourceDefinition>::all(client.clone())
+        .get_opt(SCHEDULE_CRD)
+        .await?;
+    let namespace = Api::<Namespace>::all(client.clone())
+        .get_opt(VELERO_NAMESPACE)
+        .await?;
+    Ok(crd.is_none() && namespace.is_none())
 }
 
 /// The API resource of Velero Schedules.
@@ -96,6 +178,27 @@ pub fn schedule_resource() -> ApiResource {
 /// Velero Schedules in `namespace`, as dynamic objects.
 pub fn schedules(client: Client, namespace: &str) -> Api<DynamicObject> {
     Api::namespaced_with(client, namespace, &schedule_resource())
+}
+
+/// Installs Velero during a test made with [`Velero::Absent`] (which runs
+/// alone) and records that, so the next test that needs it absent removes
+/// it again.
+pub(crate) async fn install_during_test(client: &Client) -> Result<()> {
+    let mut state = STATE.lock().await;
+    *state = None;
+    install(client).await?;
+    *state = Some(true);
+    Ok(())
+}
+
+/// Removes Velero again during a test made with [`Velero::Absent`], and
+/// records that.
+pub(crate) async fn uninstall_during_test(client: &Client) -> Result<()> {
+    let mut state = STATE.lock().await;
+    *state = None;
+    uninstall(client).await?;
+    *state = Some(false);
+    Ok(())
 }
 
 /// Server-side applies the CRD and the namespace and waits until Schedules
