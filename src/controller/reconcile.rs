@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use futures::FutureExt;
 use futures::future::join_all;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::ResourceExt;
@@ -54,9 +55,16 @@ pub async fn reconcile_namespace(
         // leader triggers a pass over every namespace.
         return Ok(Action::await_change());
     }
-    if !ctx.managed.is_ready() {
+    let profiles_listed = ctx
+        .profiles
+        .wait_until_ready()
+        .now_or_never()
+        .is_some_and(|ready| ready.is_ok());
+    if !ctx.managed.is_ready() || !profiles_listed {
         // Until every kind is listed, an object missing from the index may
-        // exist; applying it anyway would be a needless write.
+        // exist; applying it anyway would be a needless write. Until the
+        // profiles are listed, every namespace looks unowned: releasing it
+        // would prune everything baseliner made there (on every restart).
         return Ok(Action::requeue(std::time::Duration::from_millis(200)));
     }
     if namespace.metadata.deletion_timestamp.is_some() {
