@@ -9,10 +9,15 @@ BASELINER ?= $(CARGO) run -q -p baseliner --
 CRD := crds/baseliner.dev_productionprofiles.yaml
 CRD_COPY := config/crd/bases/baseliner.dev_productionprofiles.yaml
 KUBECTL ?= $(shell test -x target/cluster/bin/kubectl && echo target/cluster/bin/kubectl || echo kubectl)
+# The operator image deploy and build-installer put in the Deployment.
+IMG ?= baseliner:latest
+DOCKER ?= docker
+DEPLOY_OVERLAY := target/deploy
 SAMPLES := config/samples/production-strict.yaml config/samples/staging-light.yaml config/samples/audit-only.yaml
 
 .PHONY: help test test-unit test-e2e controlplane cluster-up cluster-down cluster-status
 .PHONY: build crd check-crd lint validate-samples demo run install uninstall
+.PHONY: docker-build deploy undeploy build-installer
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort \
@@ -28,6 +33,26 @@ install: ## Install the CRD into the cluster in KUBECONFIG
 
 uninstall: ## Remove the CRD (and with it every ProductionProfile) from the cluster in KUBECONFIG
 	$(KUBECTL) delete --ignore-not-found -f $(CRD)
+
+## Deploy (config/default: CRD, RBAC, the operator in baseliner-system)
+
+docker-build: ## Build the operator image IMG (needs a container engine: DOCKER=podman works too)
+	$(DOCKER) build -t $(IMG) .
+
+deploy: ## Install the CRD, RBAC and operator (image IMG) into the cluster in KUBECONFIG
+	hack/install-overlay.sh "$(IMG)" $(DEPLOY_OVERLAY)
+	$(KUBECTL) apply --server-side -k $(DEPLOY_OVERLAY)
+
+undeploy: ## Remove the operator, its RBAC and namespace; the CRD and profiles stay (make uninstall)
+	$(KUBECTL) delete --ignore-not-found -k config/manager
+	$(KUBECTL) delete --ignore-not-found -k config/rbac
+
+build-installer: ## Render everything into dist/install.yaml (image IMG) with the plane's kubectl
+	hack/install-overlay.sh "$(IMG)" $(DEPLOY_OVERLAY)
+	@mkdir -p dist
+	"$$($(CONTROLPLANE)/build.sh)/kubectl" kustomize $(DEPLOY_OVERLAY) > dist/install.yaml.tmp
+	mv dist/install.yaml.tmp dist/install.yaml
+	@echo "wrote dist/install.yaml (image $(IMG))"
 
 ## Tests
 
