@@ -15,7 +15,7 @@ DOCKER ?= docker
 DEPLOY_OVERLAY := target/deploy
 SAMPLES := config/samples/production-strict.yaml config/samples/staging-light.yaml config/samples/audit-only.yaml
 
-.PHONY: help test test-unit test-e2e controlplane cluster-up cluster-down cluster-status
+.PHONY: help test test-unit test-e2e fuzz controlplane cluster-up cluster-down cluster-status
 .PHONY: build crd check-crd lint validate-samples demo run install uninstall
 .PHONY: docker-build deploy undeploy build-installer
 
@@ -65,6 +65,9 @@ test-unit: ## Unit tests of every crate but the e2e suite
 
 test-e2e: ## e2e suite on the local control plane (stops it after only if it started it)
 	hack/test-e2e.sh
+
+fuzz: ## Fuzz validation and rendering: cargo-fuzz for FUZZ_SECONDS (60) per target, else proptest
+	hack/fuzz.sh
 
 ## Local control plane (etcd, kube-apiserver, kube-controller-manager, kubectl)
 
