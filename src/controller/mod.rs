@@ -25,6 +25,7 @@ use kube::api::{Api, DynamicObject, PartialObjectMeta};
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::utils::Backoff;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, CustomResourceExt, ResourceExt};
 use thiserror::Error;
@@ -360,6 +361,39 @@ async fn track_cache_sync(ctx: Arc<Context>, caches: CacheSync) {
     futures::join!(profiles, namespaces, managed);
 }
 
+/// Retry delays of a watch that may fail for as long as a kind is not
+/// served: 0.5 s, doubling to at most 2 s; any success starts over.
+struct BoundedBackoff {
+    next: Duration,
+}
+
+impl BoundedBackoff {
+    const FIRST: Duration = Duration::from_millis(500);
+    const MAX: Duration = Duration::from_secs(2);
+}
+
+impl Default for BoundedBackoff {
+    fn default() -> Self {
+        Self { next: Self::FIRST }
+    }
+}
+
+impl Iterator for BoundedBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let delay = self.next;
+        self.next = (delay * 2).min(Self::MAX);
+        Some(delay)
+    }
+}
+
+impl Backoff for BoundedBackoff {
+    fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+}
+
 async fn watch_managed(
     ctx: Arc<Context>,
     kind: ManagedKind,
@@ -371,7 +405,15 @@ async fn watch_managed(
     let config = watcher::Config::default()
         .labels(&format!("{MANAGED_BY_LABEL}={MANAGER_NAME}"))
         .page_size(500);
-    let mut events = std::pin::pin!(watcher(api, config).default_backoff());
+    // Velero can be removed and installed again while we run. Its watch then
+    // fails to restart over and over, and kube's default backoff grows to
+    // 30 s plus up to 100% jitter: Schedules would lag the install by up to
+    // a minute. One failing request every 2 s costs little.
+    let backoff: Box<dyn Backoff> = match kind {
+        ManagedKind::Schedule => Box::new(BoundedBackoff::default()),
+        _ => Box::new(watcher::DefaultBackoff::default()),
+    };
+    let mut events = std::pin::pin!(watcher(api, config).backoff(backoff));
     while let Some(event) = events.next().await {
         match event {
             Ok(event) => {
