@@ -8,7 +8,8 @@
 //! `config/rbac` (copied into objects owned by the test's namespace), with a
 //! Lease in the test's own namespace so they never meet another test's.
 //! Other operators may run on the plane at the same time (the suite's shared
-//! one, a developer's `make run`); the assertions hold regardless.
+//! one, a developer's `make run`); the assertions hold regardless. Nothing
+//! here depends on Velero, so these tests do not wait for its lock.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -20,8 +21,8 @@ use baseliner_e2e::baseline::{
 };
 use baseliner_e2e::operator::Operator;
 use baseliner_e2e::{
-    Grant, Identity, KubectlOutput, TestEnv, TestNamespace, random_name, wait_for, wait_until,
-    workspace_root,
+    Grant, Identity, KubectlOutput, TestEnv, TestNamespace, Velero, random_name, wait_for,
+    wait_until, workspace_root,
 };
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, Role};
@@ -63,7 +64,7 @@ fn rules_of(objects: &[Value], kind: &str, name: &str) -> Result<Vec<PolicyRule>
 
 #[tokio::test]
 async fn install_manifests_pass_server_dry_run_and_restricted_pod_security() -> Result<()> {
-    let env = TestEnv::new().await?;
+    let env = TestEnv::with_velero(Velero::Any).await?;
     let objects = rendered_install(&env).await?;
     let namespace = object(&objects, "Namespace", "baseliner-system")?;
     ensure!(
@@ -321,7 +322,7 @@ fn expected_operator_rights(with_lease: bool) -> BTreeSet<(String, String, Strin
 
 #[tokio::test]
 async fn operator_rbac_is_least_privilege() -> Result<()> {
-    let env = TestEnv::new().await?;
+    let env = TestEnv::with_velero(Velero::Any).await?;
     let objects = rendered_install(&env).await?;
     let manager = rules_of(&objects, "ClusterRole", "baseliner-manager")?;
     let leases = rules_of(&objects, "Role", "baseliner-leader-election")?;
@@ -521,6 +522,43 @@ async fn wait_for_baseline(env: &TestEnv, namespace: &str) -> Result<()> {
     .await
 }
 
+/// A profile applied by a test, deleted when the test ends, pass or fail.
+struct TestProfile {
+    name: String,
+    kubectl: std::path::PathBuf,
+    kubeconfig: std::path::PathBuf,
+}
+
+impl TestProfile {
+    /// Applies [`STRICT_SPEC`] selecting namespaces labelled `e2e-case=<case>`.
+    async fn strict(env: &TestEnv, case: &str) -> Result<Self> {
+        let name = random_name(case);
+        kubectl_apply(env, &profile_yaml(&name, case, STRICT_SPEC)).await?;
+        Ok(Self {
+            name,
+            kubectl: env.plane().kubectl.clone(),
+            kubeconfig: env.plane().kubeconfig.clone(),
+        })
+    }
+}
+
+impl Drop for TestProfile {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(&self.kubectl)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .args([
+                "delete",
+                "productionprofile",
+                &self.name,
+                "--wait=false",
+                "--ignore-not-found",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
 fn case_labels(case: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("e2e-case".to_owned(), case.to_owned()),
@@ -530,12 +568,11 @@ fn case_labels(case: &str) -> BTreeMap<String, String> {
 
 #[tokio::test]
 async fn one_replica_leads_and_hands_over_on_sigterm_and_on_crash() -> Result<()> {
-    let env = TestEnv::new().await?;
+    let env = TestEnv::with_velero(Velero::Any).await?;
     let home = env.namespace("ha").await?;
     let identity = operator_identity(&env, &home, None).await?;
     let case = random_name("ha");
-    let profile = random_name("ha");
-    kubectl_apply(&env, &profile_yaml(&profile, &case, STRICT_SPEC)).await?;
+    let _profile = TestProfile::strict(&env, &case).await?;
     let first_ns = env
         .namespace_with_labels("ha-a", case_labels(&case))
         .await?;
@@ -625,9 +662,6 @@ async fn one_replica_leads_and_hands_over_on_sigterm_and_on_crash() -> Result<()
 
     let status = third.operator.terminate(Duration::from_secs(10))?;
     ensure!(status.success(), "{status}");
-    env.kubectl(["delete", "productionprofile", &profile, "--wait=false"])
-        .await?
-        .ok()?;
     for ns in [first_ns, second_ns, third_ns, home] {
         ns.cleanup().await?;
     }
@@ -636,7 +670,7 @@ async fn one_replica_leads_and_hands_over_on_sigterm_and_on_crash() -> Result<()
 
 #[tokio::test]
 async fn endpoints_report_liveness_readiness_and_reconciles() -> Result<()> {
-    let env = TestEnv::new().await?;
+    let env = TestEnv::with_velero(Velero::Any).await?;
     let home = env.namespace("http").await?;
     let identity = operator_identity(&env, &home, None).await?;
     let replica = Replica::start(&identity, home.name(), &["--leader-elect=false"])?;
@@ -648,8 +682,7 @@ async fn endpoints_report_liveness_readiness_and_reconciles() -> Result<()> {
     wait_until("/readyz to be 200", CONVERGE, || replica.is_ready()).await?;
 
     let case = random_name("http");
-    let profile = random_name("http");
-    kubectl_apply(&env, &profile_yaml(&profile, &case, STRICT_SPEC)).await?;
+    let _profile = TestProfile::strict(&env, &case).await?;
     let selected = env
         .namespace_with_labels("http-sel", case_labels(&case))
         .await?;
@@ -684,9 +717,6 @@ async fn endpoints_report_liveness_readiness_and_reconciles() -> Result<()> {
         );
     }
 
-    env.kubectl(["delete", "productionprofile", &profile, "--wait=false"])
-        .await?
-        .ok()?;
     drop(replica);
     selected.cleanup().await?;
     home.cleanup().await
@@ -694,7 +724,7 @@ async fn endpoints_report_liveness_readiness_and_reconciles() -> Result<()> {
 
 #[tokio::test]
 async fn a_cache_that_cannot_sync_fails_readyz_and_is_logged() -> Result<()> {
-    let env = TestEnv::new().await?;
+    let env = TestEnv::with_velero(Velero::Any).await?;
     let home = env.namespace("unsynced").await?;
     // RBAC denies listing LimitRanges, so that cache never syncs.
     let identity = operator_identity(&env, &home, Some("limitranges")).await?;
@@ -725,4 +755,86 @@ async fn a_cache_that_cannot_sync_fails_readyz_and_is_logged() -> Result<()> {
     );
     drop(replica);
     home.cleanup().await
+}
+
+#[tokio::test]
+async fn view_reads_profiles_and_edit_writes_them() -> Result<()> {
+    let env = TestEnv::with_velero(Velero::Any).await?;
+    let objects = rendered_install(&env).await?;
+    // The aggregated roles, applied as the install applies them (they are
+    // cluster-wide and the same for every test).
+    for name in [
+        "baseliner-productionprofile-viewer",
+        "baseliner-productionprofile-editor",
+    ] {
+        env.kubectl_with_stdin(
+            &env.plane().kubeconfig,
+            [
+                "apply",
+                "--server-side",
+                "--field-manager=e2e-install",
+                "-f",
+                "-",
+            ],
+            Some(&object(&objects, "ClusterRole", name)?.to_string()),
+        )
+        .await?
+        .ok()?;
+    }
+    let owner = env.namespace("aggregate").await?;
+    let viewer = random_name("viewer");
+    let editor = random_name("editor");
+    for (user, role) in [(&viewer, "view"), (&editor, "edit")] {
+        let subject = k8s_openapi::api::rbac::v1::Subject {
+            kind: "User".to_owned(),
+            name: user.clone(),
+            api_group: Some("rbac.authorization.k8s.io".to_owned()),
+            namespace: None,
+        };
+        env.bind(&owner, &subject, user, &Grant::ClusterRole(role.to_owned()))
+            .await?;
+    }
+    let can = |user: String, verb: &'static str| {
+        let env = &env;
+        async move {
+            env.kubectl([
+                "auth",
+                "can-i",
+                verb,
+                "productionprofiles.baseliner.dev",
+                "--as",
+                &user,
+            ])
+            .await
+            .is_ok_and(|out| out.success)
+        }
+    };
+    // The controller manager folds the labelled roles into view and edit.
+    wait_until("view to include profiles", CONVERGE, || {
+        can(viewer.clone(), "list")
+    })
+    .await?;
+    wait_until("edit to include profiles", CONVERGE, || {
+        can(editor.clone(), "create")
+    })
+    .await?;
+    ensure!(can(viewer.clone(), "watch").await, "view watches profiles");
+    ensure!(
+        !can(viewer.clone(), "create").await,
+        "view does not write profiles"
+    );
+    ensure!(can(editor.clone(), "delete").await, "edit deletes profiles");
+    let status = env
+        .kubectl([
+            "auth",
+            "can-i",
+            "patch",
+            "productionprofiles.baseliner.dev",
+            "--subresource=status",
+            "--as",
+            &editor,
+        ])
+        .await?;
+    ensure!(!status.success, "status stays the operator's: {status:?}");
+    owner.cleanup().await
 }
