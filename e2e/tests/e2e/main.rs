@@ -7,4 +7,5 @@ mod harness;
 mod plane_is_real;
 mod production;
 mod rbac;
+mod rolebindings_velero;
 mod velero;
