@@ -261,8 +261,8 @@ impl LeaderElector {
         if !self.stand_by(shutdown).await {
             return Ok(());
         }
-        self.leader.send_replace(true);
         info!(lease = %self.config.lease_ref(), identity = %self.config.identity, "acquired the leader lease; this replica writes");
+        self.leader.send_replace(true);
         self.lead(shutdown).await
     }
 

@@ -35,6 +35,9 @@ pub const DEFAULT_OPERATOR_NAMESPACE: &str = "baseliner-system";
 /// How often an unsynced cache is reported after --cache-sync-grace-seconds.
 const UNSYNCED_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
+/// How long requests in flight may take to finish at shutdown.
+const HTTP_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Arguments of `baseliner run`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -228,12 +231,14 @@ async fn run_operator(args: RunArgs) -> Result<(), Error> {
             run_elected(&mut elector, controller, &shutdown).await
         }
     };
-    // The HTTP server stops last, so probes answer while the rest winds down.
+    // The HTTP server stops last, so probes answer while the rest winds down;
+    // a client holding a connection open does not hold up the exit.
     shutdown.cancel();
-    match http.await {
-        Ok(Err(error)) => warn!(%error, "HTTP server"),
-        Err(error) => warn!(%error, "HTTP server task"),
-        Ok(Ok(())) => {}
+    match tokio::time::timeout(HTTP_DRAIN_TIMEOUT, http).await {
+        Ok(Ok(Err(error))) => warn!(%error, "HTTP server"),
+        Ok(Err(error)) => warn!(%error, "HTTP server task"),
+        Err(_) => warn!("HTTP connections still open at exit"),
+        Ok(Ok(Ok(()))) => {}
     }
     if result.is_ok() {
         info!("baseliner stopped");
