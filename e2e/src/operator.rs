@@ -76,6 +76,11 @@ impl Operator {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// The exit status once the process has exited, without waiting.
+    pub fn try_wait(&mut self) -> Result<Option<std::process::ExitStatus>> {
+        Ok(self.child.try_wait()?)
+    }
+
     /// Sends SIGTERM and waits up to `timeout` for a clean exit; returns the
     /// exit status.
     pub fn terminate(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {

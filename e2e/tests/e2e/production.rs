@@ -838,3 +838,85 @@ async fn view_reads_profiles_and_edit_writes_them() -> Result<()> {
     ensure!(!status.success, "status stays the operator's: {status:?}");
     owner.cleanup().await
 }
+
+/// Waits for `replica` to exit; returns its exit status.
+async fn exit_status(replica: &mut Replica, limit: Duration) -> Result<std::process::ExitStatus> {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = replica.operator.try_wait()? {
+            return Ok(status);
+        }
+        if started.elapsed() > limit {
+            bail!(
+                "still running after {limit:?}; its log:\n{}",
+                replica.operator.output()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_leader_that_loses_its_lease_exits_instead_of_writing_on() -> Result<()> {
+    let env = TestEnv::with_velero(Velero::Any).await?;
+    let home = env.namespace("lost").await?;
+    let identity = operator_identity(&env, &home, None).await?;
+    let leases = Api::<Lease>::namespaced(env.client(), home.name());
+
+    // Someone else takes the Lease (as a partitioned leader would find on
+    // its return): the next renewal sees it and the process exits.
+    let mut taken_over = Replica::elected(&identity, home.name())?;
+    wait_until("the replica to lead", CONVERGE, || taken_over.is_leader()).await?;
+    let mut lease = leases.get(LEASE_NAME).await?;
+    if let Some(spec) = lease.spec.as_mut() {
+        spec.holder_identity = Some("another-replica".to_owned());
+    }
+    leases
+        .replace(LEASE_NAME, &PostParams::default(), &lease)
+        .await?;
+    let status = exit_status(&mut taken_over, CONVERGE).await?;
+    ensure!(!status.success(), "exits non-zero: {status}");
+    ensure!(
+        taken_over
+            .operator
+            .output()
+            .contains("another-replica holds it now"),
+        "says why:\n{}",
+        taken_over.operator.output()
+    );
+
+    // The Lease cannot be renewed at all (its RBAC is revoked): the leader
+    // gives up once the renew deadline has passed, before the Lease could
+    // expire for anyone else.
+    leases.delete(LEASE_NAME, &Default::default()).await?;
+    let mut cut_off = Replica::elected(&identity, home.name())?;
+    wait_until("the replica to lead", CONVERGE, || cut_off.is_leader()).await?;
+    env.kubectl([
+        "delete",
+        "rolebinding",
+        "-n",
+        home.name(),
+        "-l",
+        "baseliner.dev/e2e=true",
+    ])
+    .await?
+    .ok()?;
+    let revoked = Instant::now();
+    let status = exit_status(&mut cut_off, CONVERGE).await?;
+    let took = revoked.elapsed();
+    ensure!(!status.success(), "exits non-zero: {status}");
+    ensure!(
+        took >= Duration::from_secs(RENEW_DEADLINE_SECONDS - RETRY_PERIOD_SECONDS)
+            && took < Duration::from_secs(LEASE_DURATION_SECONDS + RETRY_PERIOD_SECONDS),
+        "exits at the renew deadline, not before and not after the lease expires: {took:?}"
+    );
+    ensure!(
+        cut_off
+            .operator
+            .output()
+            .contains("not renewed for the renew deadline"),
+        "says why:\n{}",
+        cut_off.operator.output()
+    );
+    home.cleanup().await
+}
