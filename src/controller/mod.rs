@@ -362,13 +362,15 @@ async fn track_cache_sync(ctx: Arc<Context>, caches: CacheSync) {
 }
 
 /// Retry delays of a watch that may fail for as long as a kind is not
-/// served: 0.5 s, doubling to at most 2 s; any success starts over.
+/// served: 1 s, then 2 s from then on; any success starts over. (A failing
+/// relist yields `Init` first, a success, so it retries every second, as
+/// with kube's default; a failing watch restart backs off to 2 s.)
 struct BoundedBackoff {
     next: Duration,
 }
 
 impl BoundedBackoff {
-    const FIRST: Duration = Duration::from_millis(500);
+    const FIRST: Duration = Duration::from_secs(1);
     const MAX: Duration = Duration::from_secs(2);
 }
 
