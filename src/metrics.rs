@@ -64,6 +64,9 @@ pub struct Metrics {
     api_errors: Family<ApiErrorLabels, Counter>,
     matched_namespaces: Family<ProfileLabels, Gauge>,
     compliant_namespaces: Family<ProfileLabels, Gauge>,
+    /// Profiles with series in the two families above, so series of deleted
+    /// profiles can be dropped.
+    profiles_reported: std::sync::Mutex<std::collections::BTreeSet<String>>,
     leader: Gauge,
 }
 
@@ -79,6 +82,7 @@ impl Default for Metrics {
             api_errors: Family::default(),
             matched_namespaces: Family::default(),
             compliant_namespaces: Family::default(),
+            profiles_reported: Default::default(),
             leader: Gauge::default(),
             registry: Registry::default(),
         };
@@ -188,6 +192,10 @@ impl Metrics {
     }
 
     pub fn set_profile_counts(&self, profile: &str, matched: i32, compliant: i32) {
+        self.profiles_reported
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(profile.to_owned());
         let labels = ProfileLabels {
             profile: profile.to_owned(),
         };
@@ -197,6 +205,25 @@ impl Metrics {
         self.compliant_namespaces
             .get_or_create(&labels)
             .set(compliant.into());
+    }
+
+    /// Drops the per-profile series of profiles that no longer exist.
+    pub fn retain_profiles(&self, profiles: &[String]) {
+        let mut reported = self
+            .profiles_reported
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        reported.retain(|profile| {
+            let keep = profiles.contains(profile);
+            if !keep {
+                let labels = ProfileLabels {
+                    profile: profile.clone(),
+                };
+                self.matched_namespaces.remove(&labels);
+                self.compliant_namespaces.remove(&labels);
+            }
+            keep
+        });
     }
 
     pub fn set_leader(&self, leader: bool) {
@@ -311,5 +338,16 @@ mod tests {
         metrics.set_leader(true);
         metrics.set_leader(false);
         assert_eq!(sample(&metrics.encode(), "baseliner_leader"), Some(0.0));
+    }
+
+    #[test]
+    fn series_of_deleted_profiles_are_dropped() {
+        let metrics = Metrics::default();
+        metrics.set_profile_counts("kept", 3, 2);
+        metrics.set_profile_counts("gone", 5, 5);
+        metrics.retain_profiles(&["kept".to_owned()]);
+        let text = metrics.encode();
+        assert!(text.contains("profile=\"kept\""), "{text}");
+        assert!(!text.contains("profile=\"gone\""), "{text}");
     }
 }

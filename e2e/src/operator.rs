@@ -161,9 +161,18 @@ pub fn shared_operator(plane: &Plane) -> Result<()> {
     static SHARED: OnceLock<Result<Mutex<Operator>, String>> = OnceLock::new();
     let shared = SHARED
         .get_or_init(|| {
-            Operator::start(&plane.kubeconfig, &["--resync-seconds", "30", "--leader-elect=false", "--http-addr", "127.0.0.1:0"])
-                .map(Mutex::new)
-                .map_err(|e| format!("{e:#}"))
+            Operator::start(
+                &plane.kubeconfig,
+                &[
+                    "--resync-seconds",
+                    "30",
+                    "--leader-elect=false",
+                    "--http-addr",
+                    "127.0.0.1:0",
+                ],
+            )
+            .map(Mutex::new)
+            .map_err(|e| format!("{e:#}"))
         })
         .as_ref()
         .map_err(|e| anyhow::anyhow!("starting the shared operator: {e}"))?;

@@ -97,7 +97,13 @@ spec:
     kubectl_apply(&env, &profile_yaml(&profile, &case, STRICT_SPEC)).await?;
 
     let resync = RESYNC_SECONDS.to_string();
-    let args = ["--resync-seconds", resync.as_str(), "--leader-elect=false", "--http-addr", "127.0.0.1:0"];
+    let args = [
+        "--resync-seconds",
+        resync.as_str(),
+        "--leader-elect=false",
+        "--http-addr",
+        "127.0.0.1:0",
+    ];
     let mut operator = Operator::start(&identity.kubeconfig, &args)?;
     let client = env.client();
     wait_until(

@@ -421,6 +421,9 @@ async fn watch_managed(
             Ok(event) => {
                 let initial = matches!(event, watcher::Event::InitDone);
                 for (served, key, live) in ctx.managed.apply_event(kind, event) {
+                    if live.is_none() {
+                        ctx.verified.forget(&key);
+                    }
                     // The echo of our own write needs no reconcile.
                     if live
                         .as_ref()

@@ -206,6 +206,23 @@ async fn reconcile_owned(
                     ),
                 ));
             }
+            Err(error) if is_invalid_error(&error) => {
+                // The API server will refuse this object until the profile
+                // changes: report it and do not retry in a loop.
+                warn!(%key, %error, "the API server refused the rendered object");
+                report.problems.push(Problem::new(
+                    "Rejected",
+                    format!(
+                        "{key} was refused by the API server: {}",
+                        api_message(&error)
+                    ),
+                ));
+                ctx.events.warning(
+                    &profile_name,
+                    "Rejected",
+                    format!("{key}: {}", api_message(&error)),
+                );
+            }
             Err(error) => {
                 warn!(%key, %error, "applying object failed");
                 report
@@ -538,6 +555,21 @@ fn object_api(ctx: &Context, key: &ObjectKey) -> Api<DynamicObject> {
 
 fn is_not_found_error(error: &Error) -> bool {
     matches!(error, Error::Kube { source, .. } if is_not_found(source))
+}
+
+/// 422: the object itself is invalid (e.g. a LimitRange default above its max).
+fn is_invalid_error(error: &Error) -> bool {
+    matches!(error, Error::Kube { source: kube::Error::Api(status), .. } if status.code == 422)
+}
+
+fn api_message(error: &Error) -> String {
+    match error {
+        Error::Kube {
+            source: kube::Error::Api(status),
+            ..
+        } => status.message.clone(),
+        other => other.to_string(),
+    }
 }
 
 fn is_not_found(error: &kube::Error) -> bool {

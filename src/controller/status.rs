@@ -33,7 +33,8 @@ const NAMESPACES_PER_EVENT: usize = 10;
 
 /// Problems that persist until someone changes the profile or the operator's
 /// configuration; while any is present the profile is Stalled.
-const STALLING_REASONS: [&str; 4] = [
+const STALLING_REASONS: [&str; 5] = [
+    "Rejected",
     "RoleNotAllowed",
     "InvalidSubject",
     "BackupsUnavailable",
@@ -194,8 +195,13 @@ fn is_catching_up_after_restart(
     reports: &HashMap<String, NamespaceReport>,
 ) -> bool {
     let name = profile.name_any();
-    let already_observed = profile.status.as_ref().and_then(|s| s.observed_generation) == profile.metadata.generation;
-    let all_reported = owned.iter().all(|ns| reports.get(ns).is_some_and(|r| r.owner.as_deref() == Some(name.as_str())));
+    let already_observed =
+        profile.status.as_ref().and_then(|s| s.observed_generation) == profile.metadata.generation;
+    let all_reported = owned.iter().all(|ns| {
+        reports
+            .get(ns)
+            .is_some_and(|r| r.owner.as_deref() == Some(name.as_str()))
+    });
     already_observed && !all_reported
 }
 
@@ -262,7 +268,9 @@ pub async fn run_status_writer(ctx: Arc<Context>, recorder: Recorder) {
         }
         // Let a burst of reconciles settle into one pass.
         tokio::time::sleep(STATUS_INTERVAL).await;
-        if !ctx.is_leader() {
+        // Before every cache is listed, counts would be wrong (a namespace
+        // not listed yet looks unmatched): say nothing rather than that.
+        if !ctx.is_leader() || !caches_listed(&ctx) {
             continue;
         }
         write_statuses(&ctx).await;
@@ -270,8 +278,20 @@ pub async fn run_status_writer(ctx: Arc<Context>, recorder: Recorder) {
     }
 }
 
+fn caches_listed(ctx: &Context) -> bool {
+    use futures::FutureExt;
+    let listed = |ready: Option<Result<(), kube::runtime::reflector::store::WriterDropped>>| {
+        ready.is_some_and(|r| r.is_ok())
+    };
+    ctx.managed.is_ready()
+        && listed(ctx.profiles.wait_until_ready().now_or_never())
+        && listed(ctx.namespaces.wait_until_ready().now_or_never())
+}
+
 async fn write_statuses(ctx: &Context) {
     let profiles = ctx.profiles.state();
+    let names: Vec<String> = profiles.iter().map(|p| p.name_any()).collect();
+    ctx.metrics.retain_profiles(&names);
     let namespaces = ctx.namespaces.state();
     let reports = ctx.reports.snapshot();
     let mut owned: HashMap<String, Vec<String>> = HashMap::new();
@@ -314,14 +334,15 @@ async fn write_statuses(ctx: &Context) {
             continue;
         }
         let status = compute_status(profile, &mine, &theirs, &reports, &now);
-        if profile.status.as_ref() == Some(&status) {
-            continue;
-        }
+        // Gauges follow every pass, so a new leader reports them too.
         ctx.metrics.set_profile_counts(
             &name,
             status.matched_namespaces,
             status.compliant_namespaces,
         );
+        if profile.status.as_ref() == Some(&status) {
+            continue;
+        }
         let api: Api<ProductionProfile> = Api::all(ctx.client.clone());
         let patch = json!({
             "apiVersion": ProductionProfile::api_version(&()),
@@ -370,7 +391,10 @@ async fn send_events(ctx: &Context, recorder: &Recorder) {
                 items.len() - NAMESPACES_PER_EVENT
             ));
         }
-        note.truncate(1000);
+        // The API caps a note at 1 kB; cut on a character boundary.
+        if let Some((cut, _)) = note.char_indices().nth(1000) {
+            note.truncate(cut);
+        }
         let event = Event {
             type_: if warning {
                 EventType::Warning

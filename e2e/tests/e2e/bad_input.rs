@@ -47,7 +47,8 @@ use serde_json::{Value, json};
 const SETTLE: Duration = Duration::from_secs(90);
 
 /// Reasons the operator treats as needing a change to the profile.
-const STALLING: [&str; 4] = [
+const STALLING: [&str; 5] = [
+    "Rejected",
     "RoleNotAllowed",
     "InvalidSubject",
     "BackupsUnavailable",
@@ -289,7 +290,7 @@ fn hostile_accepted() -> Vec<Accepted> {
             "limit-request-above-max",
             "  limitRange:\n    defaultRequest: {cpu: \"2\"}\n    max: {cpu: \"1\"}\n",
             BTreeMap::new(),
-            reported("ApiError", "LimitRange"),
+            reported("Rejected", "LimitRange"),
         ),
         accepted(
             "pod-security-future-version",
@@ -402,15 +403,15 @@ fn semantic_expectation(file: &str, path: &str) -> Expect {
         // Crons Velero cannot parse, or that match no date.
         41..=43 | 60 => reported("InvalidSchedule", "spec.backup.schedule: "),
         // Quotas the ResourceQuota's own validation refuses.
-        63 => reported("ApiError", "cpus"),
-        65 => reported("ApiError", "must be an integer"),
+        63 => reported("Rejected", "cpus"),
+        65 => reported("Rejected", "must be an integer"),
         // A label key or value no namespace can carry.
         44 | 45 => Expect::SelectsNothing,
         // Selectors and LimitRanges the target kinds' own validation refuses:
         // the API server's refusal of that object is reported.
-        46 | 47 => reported("ApiError", "matchExpressions[0]"),
-        50 => reported("ApiError", "k8s app"),
-        54 => reported("ApiError", "LimitRange"),
+        46 | 47 => reported("Rejected", "matchExpressions[0]"),
+        50 => reported("Rejected", "k8s app"),
+        54 => reported("Rejected", "LimitRange"),
         // An except outside every CIDR would deny nothing; it is left out.
         48 => Expect::Compliant(Check::ExceptLeftOut),
         49 => reported("EgressAllowsNothing", path),
