@@ -35,6 +35,10 @@ pub const DEFAULT_OPERATOR_NAMESPACE: &str = "baseliner-system";
 /// How often an unsynced cache is reported after --cache-sync-grace-seconds.
 const UNSYNCED_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
+/// How long a leader that is shutting down lets reconciles in flight finish
+/// before it releases the lease.
+const SHUTDOWN_DRAIN: Duration = Duration::from_millis(500);
+
 /// How long requests in flight may take to finish at shutdown.
 const HTTP_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -269,8 +273,12 @@ async fn run_elected(
             shutdown.cancel();
             return Err(lost.into());
         }
-        // Shutdown: leadership is withdrawn; let the writers finish.
-        First::Election(Ok(())) => controller.await,
+        // Shutdown: leadership is withdrawn; let the writers finish, but
+        // only briefly: a standby is waiting for the lease, and the writes
+        // in flight are idempotent applies it would repeat anyway.
+        First::Election(Ok(())) => tokio::time::timeout(SHUTDOWN_DRAIN, controller)
+            .await
+            .unwrap_or(Ok(())),
         // The controller could not start (CRD missing) or stopped on its own.
         First::Controller(result) => result,
     };
