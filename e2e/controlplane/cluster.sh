@@ -6,6 +6,16 @@
 #   e2e/controlplane/cluster.sh down     stop exactly what `up` started, remove its state
 #   e2e/controlplane/cluster.sh status   exit 0 if running and ready
 #
+# For fault tests (e2e/tests/faults.rs), on a running plane:
+#   e2e/controlplane/cluster.sh stop-component C [--kill]
+#   e2e/controlplane/cluster.sh start-component C
+#   e2e/controlplane/cluster.sh restart-component C [--kill]
+# C is etcd, apiserver or controller-manager. stop sends SIGTERM (SIGKILL
+# after 10s), or with --kill SIGKILL at once, as a crash would; start runs the
+# component again with the flags, ports and data `up` gave it and waits until
+# it serves (etcd healthy, apiserver /readyz). `down` still stops whatever is
+# running.
+#
 # State lives in $BASELINER_CLUSTER_DIR (default: <repo>/target/cluster):
 #   kubeconfig        admin kubeconfig (client certificate in system:masters)
 #   bin/kubectl       the kubectl built with the plane (and the other binaries)
@@ -15,6 +25,10 @@
 # Ports: the apiserver and etcd ports come from BASELINER_APISERVER_PORT,
 # BASELINER_ETCD_PORT and BASELINER_ETCD_PEER_PORT when set (an error if in
 # use); otherwise the first free port from 16443, 12379 and 12380 upwards.
+#
+# BASELINER_ETCD_COMPACTION_INTERVAL (e.g. 10s) sets the apiserver's
+# --etcd-compaction-interval (default 5m), so a fault test sees watch history
+# compacted within seconds. `up` records it with the ports; restarts keep it.
 set -eEuo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -75,7 +89,8 @@ stop_all() {
 
 start_component() {
   local c="$1"; shift
-  setsid "$BIN/$c" "$@" >"$STATE/logs/$c.log" 2>&1 </dev/null &
+  # Appends: a restarted component keeps the log of its earlier run.
+  setsid "$BIN/$c" "$@" >>"$STATE/logs/$c.log" 2>&1 </dev/null &
   echo $! >"$(pidfile "$c")"
 }
 
@@ -173,6 +188,68 @@ EOF
   chmod 600 "$file"
 }
 
+# --- the components, as `up` starts them ----------------------------------
+# They read BIN, STATE, the ports and COMPACTION_INTERVAL.
+
+start_etcd() {
+  start_component etcd \
+    --name=baseliner-e2e \
+    --data-dir="$STATE/etcd" \
+    --listen-client-urls="http://127.0.0.1:$ETCD_PORT" \
+    --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster="baseliner-e2e=http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster-state=new \
+    --unsafe-no-fsync=true \
+    --log-level=warn
+}
+
+start_apiserver() {
+  local extra=()
+  if [[ -n "${COMPACTION_INTERVAL:-}" ]]; then
+    extra+=(--etcd-compaction-interval="$COMPACTION_INTERVAL")
+  fi
+  start_component kube-apiserver \
+    --bind-address=127.0.0.1 \
+    --advertise-address=127.0.0.1 \
+    --secure-port="$API_PORT" \
+    --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
+    --cert-dir="$STATE/pki" \
+    --tls-cert-file="$STATE/pki/apiserver.crt" \
+    --tls-private-key-file="$STATE/pki/apiserver.key" \
+    --client-ca-file="$STATE/pki/ca.crt" \
+    --authorization-mode=RBAC \
+    --anonymous-auth=false \
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file="$STATE/pki/sa.pub" \
+    --service-account-signing-key-file="$STATE/pki/sa.key" \
+    --service-cluster-ip-range="$SERVICE_CIDR" \
+    --endpoint-reconciler-type=none \
+    --allow-privileged=true \
+    --profiling=false \
+    "${extra[@]}" \
+    --v=1
+}
+
+start_controller_manager() {
+  start_component kube-controller-manager \
+    --kubeconfig="$STATE/controller-manager.kubeconfig" \
+    --bind-address=127.0.0.1 \
+    --secure-port=0 \
+    --cert-dir="$STATE/kcm-certs" \
+    --leader-elect=false \
+    --use-service-account-credentials=true \
+    --service-account-private-key-file="$STATE/pki/sa.key" \
+    --root-ca-file="$STATE/pki/ca.crt" \
+    --cluster-signing-cert-file="$STATE/pki/ca.crt" \
+    --cluster-signing-key-file="$STATE/pki/ca.key" \
+    --service-cluster-ip-range="$SERVICE_CIDR" \
+    --flex-volume-plugin-dir="$STATE/flexvolume" \
+    --profiling=false \
+    --v=1
+}
+
 # --- commands --------------------------------------------------------------
 
 kubectl_() { "$STATE/bin/kubectl" --kubeconfig "$STATE/kubeconfig" "$@"; }
@@ -236,57 +313,15 @@ apiserver $API_PORT
 etcd $ETCD_PORT
 etcd-peer $ETCD_PEER_PORT
 EOF
+  COMPACTION_INTERVAL="${BASELINER_ETCD_COMPACTION_INTERVAL:-}"
+  echo "etcd-compaction-interval ${COMPACTION_INTERVAL:-default}" >"$STATE/settings"
 
   # From here on, anything that fails stops what was started.
   trap 'log "startup failed"; tail_logs; stop_all' ERR
 
-  start_component etcd \
-    --name=baseliner-e2e \
-    --data-dir="$STATE/etcd" \
-    --listen-client-urls="http://127.0.0.1:$ETCD_PORT" \
-    --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
-    --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
-    --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
-    --initial-cluster="baseliner-e2e=http://127.0.0.1:$ETCD_PEER_PORT" \
-    --initial-cluster-state=new \
-    --unsafe-no-fsync=true \
-    --log-level=warn
-
-  start_component kube-apiserver \
-    --bind-address=127.0.0.1 \
-    --advertise-address=127.0.0.1 \
-    --secure-port="$API_PORT" \
-    --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
-    --cert-dir="$STATE/pki" \
-    --tls-cert-file="$STATE/pki/apiserver.crt" \
-    --tls-private-key-file="$STATE/pki/apiserver.key" \
-    --client-ca-file="$STATE/pki/ca.crt" \
-    --authorization-mode=RBAC \
-    --anonymous-auth=false \
-    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
-    --service-account-key-file="$STATE/pki/sa.pub" \
-    --service-account-signing-key-file="$STATE/pki/sa.key" \
-    --service-cluster-ip-range="$SERVICE_CIDR" \
-    --endpoint-reconciler-type=none \
-    --allow-privileged=true \
-    --profiling=false \
-    --v=1
-
-  start_component kube-controller-manager \
-    --kubeconfig="$STATE/controller-manager.kubeconfig" \
-    --bind-address=127.0.0.1 \
-    --secure-port=0 \
-    --cert-dir="$STATE/kcm-certs" \
-    --leader-elect=false \
-    --use-service-account-credentials=true \
-    --service-account-private-key-file="$STATE/pki/sa.key" \
-    --root-ca-file="$STATE/pki/ca.crt" \
-    --cluster-signing-cert-file="$STATE/pki/ca.crt" \
-    --cluster-signing-key-file="$STATE/pki/ca.key" \
-    --service-cluster-ip-range="$SERVICE_CIDR" \
-    --flex-volume-plugin-dir="$STATE/flexvolume" \
-    --profiling=false \
-    --v=1
+  start_etcd
+  start_apiserver
+  start_controller_manager
 
   log "waiting up to ${READY_TIMEOUT}s for the apiserver on https://127.0.0.1:$API_PORT ..."
   local deadline=$((SECONDS + READY_TIMEOUT))
@@ -312,6 +347,83 @@ EOF
   log "kubeconfig: $STATE/kubeconfig  (source $STATE/env for KUBECONFIG and kubectl)"
 }
 
+# --- one component at a time (fault tests) --------------------------------
+
+# The process name of a component as the user names it.
+component_name() {
+  case "$1" in
+    etcd) echo etcd ;;
+    apiserver | kube-apiserver) echo kube-apiserver ;;
+    controller-manager | kube-controller-manager) echo kube-controller-manager ;;
+    *) die "unknown component '$1' (etcd, apiserver or controller-manager)" ;;
+  esac
+}
+
+# Ports and settings of the plane `up` started in $STATE.
+load_plane() {
+  [[ -f "$STATE/ports" ]] || die "no plane in $STATE (run up first)"
+  API_PORT="$(awk '$1 == "apiserver" {print $2}' "$STATE/ports")"
+  ETCD_PORT="$(awk '$1 == "etcd" {print $2}' "$STATE/ports")"
+  ETCD_PEER_PORT="$(awk '$1 == "etcd-peer" {print $2}' "$STATE/ports")"
+  COMPACTION_INTERVAL="$(awk '$1 == "etcd-compaction-interval" && $2 != "default" {print $2}' \
+    "$STATE/settings" 2>/dev/null || true)"
+  BIN="$STATE/bin"
+}
+
+etcd_healthy() {
+  local reply
+  reply="$(
+    exec 2>/dev/null 3<>"/dev/tcp/127.0.0.1/$ETCD_PORT" || exit 1
+    printf 'GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+    timeout 5 cat <&3
+  )" || return 1
+  [[ "$reply" == *'"health":"true"'* ]]
+}
+
+# cmd_stop_component C [--kill]: SIGTERM (then SIGKILL after 10s), or at
+# once SIGKILL, as a crash would.
+cmd_stop_component() {
+  local c pid
+  c="$(component_name "${1:-}")"
+  load_plane
+  pid="$(live_pid "$c")" || { log "$c is not running"; return 0; }
+  if [[ "${2:-}" == "--kill" ]]; then
+    kill -KILL "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+    rm -f "$(pidfile "$c")"
+    log "killed $c (pid $pid)"
+    return 0
+  fi
+  stop_component "$c"
+}
+
+cmd_start_component() {
+  local c started=$SECONDS deadline
+  c="$(component_name "${1:-}")"
+  load_plane
+  if live_pid "$c" >/dev/null; then
+    log "$c is already running"
+    return 0
+  fi
+  case "$c" in
+    etcd) start_etcd ;;
+    kube-apiserver) start_apiserver ;;
+    kube-controller-manager) start_controller_manager ;;
+  esac
+  deadline=$((SECONDS + READY_TIMEOUT))
+  while :; do
+    live_pid "$c" >/dev/null || { tail -n 25 "$STATE/logs/$c.log" >&2; die "$c exited during startup"; }
+    case "$c" in
+      etcd) etcd_healthy && break ;;
+      kube-apiserver) ready && break ;;
+      kube-controller-manager) break ;;
+    esac
+    ((SECONDS < deadline)) || die "$c not serving after ${READY_TIMEOUT}s (log: $STATE/logs/$c.log)"
+    sleep 0.25
+  done
+  log "started $c (pid $(live_pid "$c")), serving after $((SECONDS - started))s"
+}
+
 cmd_down() {
   if [[ ! -d "$STATE" ]]; then
     log "nothing to stop ($STATE does not exist)"
@@ -326,5 +438,12 @@ case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  stop-component) cmd_stop_component "${2:-}" "${3:-}" ;;
+  start-component) cmd_start_component "${2:-}" ;;
+  restart-component) cmd_stop_component "${2:-}" "${3:-}" && cmd_start_component "${2:-}" ;;
+  *)
+    echo "usage: $0 up|down|status|stop-component C [--kill]|start-component C|restart-component C [--kill]" >&2
+    echo "  (C: etcd, apiserver or controller-manager)" >&2
+    exit 2
+    ;;
 esac
