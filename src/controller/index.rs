@@ -6,7 +6,7 @@
 //! by the namespace each object serves. Only the few metadata fields the
 //! reconciler reads are kept, which keeps memory flat at 10,000 namespaces.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::RwLock;
 
 use k8s_openapi::api::{
@@ -160,7 +160,10 @@ impl ManagedIndex {
         self.len() == 0
     }
 
-    /// Applies one watch event and returns the namespaces whose objects changed.
+    /// Applies one watch event and returns the objects that changed: the
+    /// namespace each serves, its key, and what is there now (`None`: gone).
+    /// A completed re-list reports every object listed, and as gone only
+    /// those it no longer lists.
     pub fn apply_event(
         &self,
         kind: ManagedKind,
@@ -197,12 +200,15 @@ impl ManagedIndex {
             }
             watcher::Event::InitDone => {
                 let listed = inner.relisting.remove(&kind).unwrap_or_default();
+                let relisted: HashSet<ObjectKey> =
+                    listed.iter().map(|(_, key, _)| key.clone()).collect();
                 let mut changed = Vec::new();
-                // Everything of this kind not in the new list is gone.
+                // Everything of this kind not in the new list is gone; what
+                // is in it comes back below, as listed.
                 for (served, objects) in inner.by_namespace.iter_mut() {
                     objects.retain(|key, _| {
                         let keep = key.kind != kind;
-                        if !keep {
+                        if !keep && !relisted.contains(key) {
                             changed.push((served.clone(), key.clone(), None));
                         }
                         keep
@@ -272,4 +278,49 @@ fn describe(
             .is_some_and(|p| p == "Orphan"),
     };
     (served, key, live)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::core::{ObjectMeta, PartialObjectMetaExt};
+
+    fn limit_range(namespace: &str, resource_version: &str) -> PartialObjectMeta<DynamicObject> {
+        ObjectMeta {
+            name: Some("baseliner-limits".to_owned()),
+            namespace: Some(namespace.to_owned()),
+            resource_version: Some(resource_version.to_owned()),
+            ..Default::default()
+        }
+        .into_response_partial()
+    }
+
+    #[test]
+    fn a_relist_reports_gone_only_what_it_no_longer_lists() {
+        let index = ManagedIndex::default();
+        let kind = ManagedKind::LimitRange;
+        index.apply_event(kind, watcher::Event::Init);
+        for ns in ["a", "b"] {
+            index.apply_event(kind, watcher::Event::InitApply(limit_range(ns, "1")));
+        }
+        index.apply_event(kind, watcher::Event::InitDone);
+        assert_eq!(index.len(), 2);
+
+        index.apply_event(kind, watcher::Event::Init);
+        index.apply_event(kind, watcher::Event::InitApply(limit_range("a", "1")));
+        let changed = index.apply_event(kind, watcher::Event::InitDone);
+        let gone: Vec<&str> = changed
+            .iter()
+            .filter(|(_, _, live)| live.is_none())
+            .map(|(served, _, _)| served.as_str())
+            .collect();
+        assert_eq!(gone, ["b"]);
+        assert!(
+            changed
+                .iter()
+                .any(|(served, _, live)| served == "a" && live.is_some())
+        );
+        assert_eq!(index.len(), 1);
+        assert!(index.objects_serving("b").is_empty());
+    }
 }

@@ -265,8 +265,9 @@ async fn reconcile_owned(
             ));
             continue;
         }
-        match prune(ctx, key, object.orphan_on_prune).await {
-            Ok(action) => ctx.events.normal(&profile_name, action, format!("{key}")),
+        match prune(ctx, key, object).await {
+            Ok(Some(action)) => ctx.events.normal(&profile_name, action, format!("{key}")),
+            Ok(None) => {}
             Err(error) => {
                 report
                     .problems
@@ -298,8 +299,9 @@ async fn release_unowned(
         if audited(object.profile.as_ref()) {
             continue;
         }
-        match prune(ctx, key, object.orphan_on_prune).await {
-            Ok(action) => {
+        match prune(ctx, key, object).await {
+            Ok(None) => {}
+            Ok(Some(action)) => {
                 if let Some(profile) = &object.profile {
                     ctx.events.normal(profile, action, format!("{key}"));
                 }
@@ -322,7 +324,7 @@ async fn release_unowned(
             .annotations()
             .get(DELETION_POLICY_ANNOTATION)
             .is_some_and(|p| p == "Orphan");
-        if let Err(error) = release_namespace_labels(ctx, &namespace.name_any(), orphan).await {
+        if let Err(error) = release_namespace_labels(ctx, namespace, orphan).await {
             first_error.get_or_insert(error);
         }
     }
@@ -341,6 +343,10 @@ async fn ensure_object(
     let Some(live) = live else {
         if !enforce {
             return Ok(ObjectOutcome::Drifted("missing".to_owned()));
+        }
+        if ctx.verified.is_applied(key, fingerprint) {
+            // We created it; the watch has not brought it back yet.
+            return Ok(ObjectOutcome::InSync);
         }
         apply(ctx, &api, key, desired, fingerprint).await?;
         return Ok(ObjectOutcome::Created);
@@ -415,11 +421,19 @@ async fn apply(
 }
 
 /// Removes an object that is no longer desired, or orphans it (drops the
-/// managed-by label and owner reference) when its profile says so.
-async fn prune(ctx: &Context, key: &ObjectKey, orphan: bool) -> Result<&'static str, Error> {
+/// managed-by label and owner reference) when its profile says so. `None`:
+/// already done, and the index has not seen it yet.
+async fn prune(
+    ctx: &Context,
+    key: &ObjectKey,
+    object: &LiveObject,
+) -> Result<Option<&'static str>, Error> {
+    if ctx.verified.is_pruned(key, &object.resource_version) {
+        return Ok(None);
+    }
     let api = object_api(ctx, key);
     ctx.verified.forget(key);
-    if orphan {
+    if object.orphan_on_prune {
         let patch = json!({
             "metadata": {
                 "labels": { MANAGED_BY_LABEL: null, PROFILE_LABEL: null },
@@ -434,17 +448,21 @@ async fn prune(ctx: &Context, key: &ObjectKey, orphan: bool) -> Result<&'static 
             Err(error) if !is_not_found(&error) => return Err(Error::kube("orphan", key)(error)),
             _ => {}
         }
+        ctx.verified
+            .record_pruned(key.clone(), object.resource_version.clone());
         ctx.metrics.pruned(key.kind);
         info!(%key, "orphaned");
-        return Ok("Orphaned");
+        return Ok(Some("Orphaned"));
     }
     match api.delete(&key.name, &DeleteParams::background()).await {
         Err(error) if !is_not_found(&error) => return Err(Error::kube("delete", key)(error)),
         _ => {}
     }
+    ctx.verified
+        .record_pruned(key.clone(), object.resource_version.clone());
     ctx.metrics.pruned(key.kind);
     info!(%key, "pruned");
-    Ok("Pruned")
+    Ok(Some("Pruned"))
 }
 
 /// Sets the Pod Security labels the profile asks for, through server-side
@@ -468,8 +486,11 @@ async fn ensure_namespace_labels(
                 ));
             }
             let orphan = profile.spec.deletion_policy == DeletionPolicy::Orphan;
-            release_namespace_labels(ctx, &name, orphan).await?;
-            return Ok(ObjectOutcome::Healed);
+            return Ok(if release_namespace_labels(ctx, namespace, orphan).await? {
+                ObjectOutcome::Healed
+            } else {
+                ObjectOutcome::InSync
+            });
         }
         return Ok(ObjectOutcome::InSync);
     }
@@ -512,6 +533,12 @@ async fn ensure_namespace_labels(
             },
         },
     });
+    let seen = namespace.resource_version().unwrap_or_default();
+    let patch = fingerprint(&body);
+    if ctx.verified.is_namespace_patched(&name, &seen, patch) {
+        // Patched already; the namespace cache has not caught up.
+        return Ok(ObjectOutcome::InSync);
+    }
     let api: Api<Namespace> = Api::all(ctx.client.clone());
     api.patch(
         &name,
@@ -520,33 +547,47 @@ async fn ensure_namespace_labels(
     )
     .await
     .map_err(Error::kube("apply", &format!("Namespace {name}")))?;
+    ctx.verified.record_namespace(&name, seen, patch);
+    debug!(key = %format!("Namespace {name}"), "applied");
     Ok(ObjectOutcome::Healed)
 }
 
 /// Gives up the namespace's Pod Security labels: server-side apply of an
 /// empty configuration removes exactly the fields baseliner owned; orphaning
-/// only drops the markers and leaves the labels.
-async fn release_namespace_labels(ctx: &Context, name: &str, orphan: bool) -> Result<(), Error> {
+/// only drops the markers and leaves the labels. False: released already,
+/// and the namespace cache has not caught up.
+async fn release_namespace_labels(
+    ctx: &Context,
+    namespace: &PartialObjectMeta<Namespace>,
+    orphan: bool,
+) -> Result<bool, Error> {
+    let name = namespace.name_any();
+    let seen = namespace.resource_version().unwrap_or_default();
+    let release = fingerprint(&json!({ "release": { "orphan": orphan } }));
+    if ctx.verified.is_namespace_patched(&name, &seen, release) {
+        return Ok(false);
+    }
     let api: Api<Namespace> = Api::all(ctx.client.clone());
     let what = format!("Namespace {name}");
     if orphan {
         let patch = json!({"metadata": {"annotations": {
             POD_SECURITY_ANNOTATION: null, PROFILE_LABEL: null, DELETION_POLICY_ANNOTATION: null,
         }}});
-        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map_err(Error::kube("orphan", &what))?;
     } else {
         let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
         api.patch(
-            name,
+            &name,
             &PatchParams::apply(MANAGER_NAME).force(),
             &Patch::Apply(&body),
         )
         .await
         .map_err(Error::kube("release", &what))?;
     }
-    Ok(())
+    ctx.verified.record_namespace(&name, seen, release);
+    Ok(true)
 }
 
 fn object_api(ctx: &Context, key: &ObjectKey) -> Api<DynamicObject> {
@@ -616,6 +657,7 @@ fn fingerprint(desired: &Value) -> u64 {
 /// (Velero Schedules); its own objects went with it.
 pub async fn release_departed(ctx: &Context, namespace: &str) {
     ctx.reports.forget(namespace);
+    ctx.verified.forget_namespace(namespace);
     if !ctx.is_leader() {
         return;
     }
@@ -623,8 +665,9 @@ pub async fn release_departed(ctx: &Context, namespace: &str) {
         if key.namespace == namespace {
             continue;
         }
-        match prune(ctx, &key, object.orphan_on_prune).await {
-            Ok(action) => info!(%key, action, "namespace deleted; released what served it"),
+        match prune(ctx, &key, &object).await {
+            Ok(None) => {}
+            Ok(Some(action)) => info!(%key, action, "namespace deleted; released what served it"),
             Err(error) => warn!(%key, %error, "releasing object of a deleted namespace failed"),
         }
     }

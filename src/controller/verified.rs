@@ -1,9 +1,19 @@
-//! Which live objects are known to hold exactly what we would apply.
+//! Which live objects are known to hold exactly what we would apply, and
+//! which of our own writes the caches have not caught up with yet.
 //!
 //! The index sees only metadata. When we apply an object, or read one and
 //! find it in sync, we note its resourceVersion together with a fingerprint
 //! of the desired object. Until either changes, no read or write is needed,
 //! which is what makes a quiet resync free.
+//!
+//! Our writes also run ahead of the caches: until the watch brings back the
+//! echo of a create, a delete or a namespace patch, the cache still shows
+//! the state before it, and another reconcile in that window would write the
+//! same thing again. Normally the echo comes within milliseconds; after a
+//! watch fails (`410 Gone`, an apiserver restart) it comes only once the
+//! watch has re-listed, while every other watch's re-list starts a pass over
+//! all namespaces. So, as Kubernetes' own controllers do with their
+//! "expectations", we remember each such write until the cache moves.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -13,6 +23,11 @@ use super::index::ObjectKey;
 #[derive(Default)]
 pub struct VerifiedObjects {
     inner: Mutex<HashMap<ObjectKey, (String, u64)>>,
+    /// Objects we deleted or orphaned: the resourceVersion the index showed.
+    pruned: Mutex<HashMap<ObjectKey, String>>,
+    /// Namespaces whose labels we patched: the resourceVersion the cache
+    /// showed then, and a fingerprint of the patch.
+    namespaces: Mutex<HashMap<String, (String, u64)>>,
 }
 
 impl VerifiedObjects {
@@ -29,13 +44,123 @@ impl VerifiedObjects {
         map.get(key).is_some_and(|(rv, _)| rv == resource_version)
     }
 
+    /// True when we applied exactly this desired object and no deletion of
+    /// it has been seen since: an index without it has not seen the create
+    /// yet. (A deletion seen by the watch calls [`VerifiedObjects::forget`].)
+    pub fn is_applied(&self, key: &ObjectKey, fingerprint: u64) -> bool {
+        let map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(key).is_some_and(|(_, fp)| *fp == fingerprint)
+    }
+
     pub fn record(&self, key: ObjectKey, resource_version: String, fingerprint: u64) {
         let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         map.insert(key, (resource_version, fingerprint));
     }
 
+    /// The watch saw the object go (or we are about to remove it).
     pub fn forget(&self, key: &ObjectKey) {
         let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         map.remove(key);
+        drop(map);
+        let mut pruned = self.pruned.lock().unwrap_or_else(|e| e.into_inner());
+        pruned.remove(key);
+    }
+
+    /// We removed the object the index shows at `resource_version`.
+    pub fn record_pruned(&self, key: ObjectKey, resource_version: String) {
+        let mut pruned = self.pruned.lock().unwrap_or_else(|e| e.into_inner());
+        pruned.insert(key, resource_version);
+    }
+
+    /// True when we already removed this very version of the object: the
+    /// index has not seen the deletion yet.
+    pub fn is_pruned(&self, key: &ObjectKey, resource_version: &str) -> bool {
+        let pruned = self.pruned.lock().unwrap_or_else(|e| e.into_inner());
+        pruned.get(key).is_some_and(|rv| rv == resource_version)
+    }
+
+    /// We patched namespace `name`'s labels while the cache showed it at
+    /// `resource_version`.
+    pub fn record_namespace(&self, name: &str, resource_version: String, fingerprint: u64) {
+        let mut map = self.namespaces.lock().unwrap_or_else(|e| e.into_inner());
+        map.insert(name.to_owned(), (resource_version, fingerprint));
+    }
+
+    /// True when we made this very patch and the cache has not moved since;
+    /// once it has, the record is dropped and the cache is to be believed.
+    pub fn is_namespace_patched(
+        &self,
+        name: &str,
+        resource_version: &str,
+        fingerprint: u64,
+    ) -> bool {
+        let mut map = self.namespaces.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get(name) {
+            Some((rv, fp)) if rv == resource_version => *fp == fingerprint,
+            Some(_) => {
+                map.remove(name);
+                false
+            }
+            None => false,
+        }
+    }
+
+    pub fn forget_namespace(&self, name: &str) {
+        let mut map = self.namespaces.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::index::ManagedKind;
+
+    fn key() -> ObjectKey {
+        ObjectKey {
+            kind: ManagedKind::LimitRange,
+            namespace: "team".to_owned(),
+            name: "baseliner-limits".to_owned(),
+        }
+    }
+
+    #[test]
+    fn an_applied_object_stays_applied_until_its_deletion_is_seen() {
+        let verified = VerifiedObjects::default();
+        assert!(!verified.is_applied(&key(), 7));
+        verified.record(key(), "10".to_owned(), 7);
+        assert!(verified.is_applied(&key(), 7));
+        assert!(!verified.is_applied(&key(), 8), "another desired object");
+        verified.forget(&key());
+        assert!(!verified.is_applied(&key(), 7));
+    }
+
+    #[test]
+    fn a_pruned_version_is_pruned_until_the_object_changes_or_goes() {
+        let verified = VerifiedObjects::default();
+        verified.record_pruned(key(), "10".to_owned());
+        assert!(verified.is_pruned(&key(), "10"));
+        assert!(!verified.is_pruned(&key(), "11"), "recreated since");
+        verified.forget(&key());
+        assert!(!verified.is_pruned(&key(), "10"));
+    }
+
+    #[test]
+    fn a_namespace_patch_counts_until_the_cache_moves() {
+        let verified = VerifiedObjects::default();
+        verified.record_namespace("team", "5".to_owned(), 1);
+        assert!(verified.is_namespace_patched("team", "5", 1));
+        assert!(
+            !verified.is_namespace_patched("team", "5", 2),
+            "another patch"
+        );
+        assert!(
+            !verified.is_namespace_patched("team", "6", 1),
+            "the cache moved"
+        );
+        assert!(
+            !verified.is_namespace_patched("team", "5", 1),
+            "and the record is gone"
+        );
     }
 }
