@@ -15,7 +15,7 @@ DOCKER ?= docker
 DEPLOY_OVERLAY := target/deploy
 SAMPLES := config/samples/production-strict.yaml config/samples/staging-light.yaml config/samples/audit-only.yaml
 
-.PHONY: help test test-unit test-e2e fuzz controlplane cluster-up cluster-down cluster-status
+.PHONY: help test test-unit test-e2e test-faults fuzz controlplane cluster-up cluster-down cluster-status
 .PHONY: build crd check-crd lint validate-samples demo run install uninstall
 .PHONY: docker-build deploy undeploy build-installer
 
@@ -56,15 +56,19 @@ build-installer: ## Render everything into dist/install.yaml (image IMG) with th
 
 ## Tests
 
-test: ## Unit tests, then the e2e suite
+test: ## Unit tests, then the e2e suite, then the fault tests
 	$(MAKE) test-unit
 	$(MAKE) test-e2e
+	$(MAKE) test-faults
 
 test-unit: ## Unit tests of every crate but the e2e suite
 	$(CARGO) test --workspace --exclude baseliner-e2e
 
 test-e2e: ## e2e suite on the local control plane (stops it after only if it started it)
 	hack/test-e2e.sh
+
+test-faults: ## Fault tests (apiserver, etcd, leader killed; deletions; 429) on a plane of their own
+	hack/test-faults.sh
 
 fuzz: ## Fuzz validation and rendering: cargo-fuzz for FUZZ_SECONDS (60) per target, else proptest
 	hack/fuzz.sh
