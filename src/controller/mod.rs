@@ -450,6 +450,13 @@ async fn watch_managed(
                 }
             }
             Err(error) => {
+                // Velero is optional and may be mid-install or mid-removal
+                // (its CRD terminating): until its first list succeeds, treat
+                // it as not served, so readiness and every other kind go on.
+                if kind == ManagedKind::Schedule && ctx.managed.state(kind).is_none() {
+                    ctx.managed.mark_not_served(kind);
+                    let _ = resync_all.unbounded_send(());
+                }
                 warn!(kind = kind.as_str(), %error, "watch of managed objects failed; retrying")
             }
         }
