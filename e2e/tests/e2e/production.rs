@@ -29,6 +29,7 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, Role};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const CONVERGE: Duration = Duration::from_secs(30);
@@ -679,7 +680,12 @@ async fn endpoints_report_liveness_readiness_and_reconciles() -> Result<()> {
     })
     .await?;
     ensure!((code, body.as_str()) == (200, "ok\n"));
-    wait_until("/readyz to be 200", CONVERGE, || replica.is_ready()).await?;
+    // Generous: the whole suite shares one API server, and a first list of
+    // every namespace can queue behind other tests' bursts.
+    wait_until("/readyz to be 200", Duration::from_secs(120), || {
+        replica.is_ready()
+    })
+    .await?;
 
     let case = random_name("http");
     let _profile = TestProfile::strict(&env, &case).await?;
