@@ -35,6 +35,12 @@ impl CacheSync {
         caches.insert(name.to_owned(), true);
     }
 
+    /// Whether `name` has completed its first list.
+    pub fn is_synced(&self, name: &str) -> bool {
+        let caches = self.caches.lock().unwrap_or_else(|e| e.into_inner());
+        caches.get(name).copied().unwrap_or(false)
+    }
+
     /// Caches registered but not synced yet, by name.
     pub fn pending(&self) -> Vec<String> {
         let caches = self.caches.lock().unwrap_or_else(|e| e.into_inner());
@@ -103,6 +109,9 @@ mod tests {
         caches.register(["namespaces", "productionprofiles"]);
         assert!(!caches.is_ready());
         caches.mark_synced("namespaces");
+        assert!(caches.is_synced("namespaces"));
+        assert!(!caches.is_synced("productionprofiles"));
+        assert!(!caches.is_synced("never-registered"));
         assert_eq!(caches.pending(), ["productionprofiles"]);
         assert_eq!(
             caches.describe_pending(),

@@ -115,6 +115,8 @@ pub struct Context {
     pub reports: Reports,
     pub events: EventBatcher,
     pub metrics: Arc<Metrics>,
+    /// Which caches have completed their first list.
+    pub caches: CacheSync,
     /// True while this replica holds the leader lease.
     pub leader: watch::Receiver<bool>,
     failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
@@ -165,6 +167,14 @@ pub async fn run(
 ) -> Result<(), Error> {
     check_crd(&client).await?;
 
+    // Each cache says itself when its first list is complete. The stores'
+    // own `wait_until_ready` is a one-shot that wakes only the last task to
+    // wait on it, and the controller's runner already waits on the
+    // namespace store: a second waiter (or a `now_or_never` peek) would
+    // steal its wake-up, leaving `/readyz` or the runner stuck.
+    caches.register([PROFILES, NAMESPACES]);
+    caches.register(ManagedKind::ALL.map(ManagedKind::as_str));
+
     let (profiles, profile_writer) = reflector::store::<ProductionProfile>();
     let profile_events = watcher(
         Api::<ProductionProfile>::all(client.clone()),
@@ -172,7 +182,8 @@ pub async fn run(
     )
     .default_backoff()
     .modify(|p| p.managed_fields_mut().clear())
-    .reflect(profile_writer);
+    .reflect(profile_writer)
+    .inspect(mark_listed(&caches, PROFILES));
 
     let (namespaces, namespace_writer) = reflector::store::<PartialObjectMeta<Namespace>>();
     let namespace_events = watcher(
@@ -181,7 +192,8 @@ pub async fn run(
     )
     .default_backoff()
     .modify(|n| n.managed_fields_mut().clear())
-    .reflect(namespace_writer);
+    .reflect(namespace_writer)
+    .inspect(mark_listed(&caches, NAMESPACES));
 
     let (trigger_tx, trigger_rx) = mpsc::unbounded::<ObjectRef<PartialObjectMeta<Namespace>>>();
     let (resync_all_tx, resync_all_rx) = mpsc::unbounded::<()>();
@@ -195,10 +207,10 @@ pub async fn run(
         reports: Reports::default(),
         events: EventBatcher::default(),
         metrics,
+        caches,
         leader: leader.clone(),
         failures: Default::default(),
     });
-    tokio::spawn(track_cache_sync(ctx.clone(), caches));
 
     // Becoming leader: everything may have changed while we were standby.
     let mut leadership = leader;
@@ -324,41 +336,22 @@ fn error_policy(
     Action::requeue(delay)
 }
 
-/// Tells `caches` as the profile, namespace and managed-object caches
-/// complete their first list.
-async fn track_cache_sync(ctx: Arc<Context>, caches: CacheSync) {
-    const PROFILES: &str = "productionprofiles";
-    const NAMESPACES: &str = "namespaces";
-    caches.register([PROFILES, NAMESPACES]);
-    caches.register(ManagedKind::ALL.map(ManagedKind::as_str));
-    let profiles = async {
-        if ctx.profiles.wait_until_ready().await.is_ok() {
-            caches.mark_synced(PROFILES);
+/// Cache names, as `/readyz` reports them.
+pub const PROFILES: &str = "productionprofiles";
+pub const NAMESPACES: &str = "namespaces";
+
+/// Marks `name` synced at the first `InitDone` of a reflected watch (the
+/// store has taken the whole list by then).
+fn mark_listed<K>(
+    caches: &CacheSync,
+    name: &'static str,
+) -> impl FnMut(&Result<watcher::Event<K>, watcher::Error>) + use<K> {
+    let caches = caches.clone();
+    move |event| {
+        if matches!(event, Ok(watcher::Event::InitDone)) {
+            caches.mark_synced(name);
         }
-    };
-    let namespaces = async {
-        if ctx.namespaces.wait_until_ready().await.is_ok() {
-            caches.mark_synced(NAMESPACES);
-        }
-    };
-    // The managed index has no ready signal of its own; it is cheap to ask.
-    let managed = async {
-        loop {
-            let mut all = true;
-            for kind in ManagedKind::ALL {
-                if ctx.managed.state(kind).is_some() {
-                    caches.mark_synced(kind.as_str());
-                } else {
-                    all = false;
-                }
-            }
-            if all {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    futures::join!(profiles, namespaces, managed);
+    }
 }
 
 /// Retry delays of a watch that may fail for as long as a kind is not
@@ -434,6 +427,7 @@ async fn watch_managed(
                     let _ = trigger.unbounded_send(ObjectRef::new(&served));
                 }
                 if initial {
+                    ctx.caches.mark_synced(kind.as_str());
                     let _ = resync_all.unbounded_send(());
                 }
             }
@@ -446,6 +440,7 @@ async fn watch_managed(
                         "kind not served by the API server; will start using it once it is"
                     );
                     ctx.managed.mark_not_served(kind);
+                    ctx.caches.mark_synced(kind.as_str());
                     let _ = resync_all.unbounded_send(());
                 }
             }
@@ -455,6 +450,7 @@ async fn watch_managed(
                 // it as not served, so readiness and every other kind go on.
                 if kind == ManagedKind::Schedule && ctx.managed.state(kind).is_none() {
                     ctx.managed.mark_not_served(kind);
+                    ctx.caches.mark_synced(kind.as_str());
                     let _ = resync_all.unbounded_send(());
                 }
                 warn!(kind = kind.as_str(), %error, "watch of managed objects failed; retrying")

@@ -9,7 +9,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use futures::FutureExt;
 use futures::future::join_all;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::ResourceExt;
@@ -55,11 +54,7 @@ pub async fn reconcile_namespace(
         // leader triggers a pass over every namespace.
         return Ok(Action::await_change());
     }
-    let profiles_listed = ctx
-        .profiles
-        .wait_until_ready()
-        .now_or_never()
-        .is_some_and(|ready| ready.is_ok());
+    let profiles_listed = ctx.caches.is_synced(super::PROFILES);
     if !ctx.managed.is_ready() || !profiles_listed {
         // Until every kind is listed, an object missing from the index may
         // exist; applying it anyway would be a needless write. Until the

@@ -270,22 +270,12 @@ pub async fn run_status_writer(ctx: Arc<Context>, recorder: Recorder) {
         tokio::time::sleep(STATUS_INTERVAL).await;
         // Before every cache is listed, counts would be wrong (a namespace
         // not listed yet looks unmatched): say nothing rather than that.
-        if !ctx.is_leader() || !caches_listed(&ctx) {
+        if !ctx.is_leader() || !ctx.caches.is_ready() {
             continue;
         }
         write_statuses(&ctx).await;
         send_events(&ctx, &recorder).await;
     }
-}
-
-fn caches_listed(ctx: &Context) -> bool {
-    use futures::FutureExt;
-    let listed = |ready: Option<Result<(), kube::runtime::reflector::store::WriterDropped>>| {
-        ready.is_some_and(|r| r.is_ok())
-    };
-    ctx.managed.is_ready()
-        && listed(ctx.profiles.wait_until_ready().now_or_never())
-        && listed(ctx.namespaces.wait_until_ready().now_or_never())
 }
 
 async fn write_statuses(ctx: &Context) {
