@@ -57,6 +57,10 @@ impl Replica {
                 &deadline,
                 "--lease-retry-period-seconds",
                 &retry,
+                // Two workers stretch the convergence to a few seconds, so
+                // the kill lands in the middle of it, not at its end.
+                "--workers",
+                "2",
             ],
         )?;
         Ok(Self { operator, port })
