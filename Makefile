@@ -16,7 +16,7 @@ DEPLOY_OVERLAY := target/deploy
 SAMPLES := config/samples/production-strict.yaml config/samples/staging-light.yaml config/samples/audit-only.yaml
 
 .PHONY: help test test-unit test-e2e test-faults fuzz controlplane cluster-up cluster-down cluster-status
-.PHONY: build crd check-crd lint validate-samples demo run install uninstall
+.PHONY: build crd check-crd lint validate-samples demo run install uninstall bench
 .PHONY: docker-build deploy undeploy build-installer
 
 help: ## List the targets
@@ -69,6 +69,11 @@ test-e2e: ## e2e suite on the local control plane (stops it after only if it sta
 
 test-faults: ## Fault tests (apiserver, etcd, leader killed; deletions; 429) on a plane of their own
 	hack/test-faults.sh
+
+## Benchmarks
+
+bench: ## Benchmarks on a fresh plane of their own; writes BENCHMARKS.md and .json (BENCH_NAMESPACES=1000)
+	hack/bench.sh
 
 fuzz: ## Fuzz validation and rendering: cargo-fuzz for FUZZ_SECONDS (60) per target, else proptest
 	hack/fuzz.sh

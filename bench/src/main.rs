@@ -1,0 +1,1138 @@
+//! `baseliner-bench`: the operator's performance, measured against a real
+//! local control plane beside the floor a plain client reaches on the same
+//! API server, written to `BENCHMARKS.md` and `BENCHMARKS.json`.
+//!
+//! Run it with `make bench` (`hack/bench.sh`), which starts a plane of its
+//! own and stops it afterwards. Settings come from the environment:
+//!
+//! | variable | default | meaning |
+//! | --- | --- | --- |
+//! | `BENCH_NAMESPACES` | 1000 | namespaces the profile selects |
+//! | `BENCH_RUNS` | 3 | runs per figure (medians are over these) |
+//! | `BENCH_SAMPLES` | 200 | samples per latency run |
+//! | `BENCH_RESYNC_SECONDS` | 20 | the operator's `--resync-seconds` |
+//! | `BENCH_FLOOR_CONCURRENCY` | 8,16,32,64,128 | concurrencies the floor tries |
+//! | `BENCH_OUTPUT` | the repository root | where the two files go |
+//!
+//! The plane is the one `BASELINER_E2E_KUBECONFIG` names (the e2e harness's
+//! rules); the operator is `BASELINER_BIN`, else a release build made here.
+
+mod cluster;
+mod floor;
+mod report;
+mod tracker;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, anyhow, bail, ensure};
+use baseliner::api::ProductionProfile;
+use baseliner::render::{NamespaceInfo, RenderOptions, render_namespace};
+use baseliner_e2e::{TestEnv, workspace_root};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+
+use cluster::{Requests, RunningOperator, operator_requests, settled_requests};
+use floor::{Item, Method};
+use report::{
+    ConvergenceRun, FloorRun, FloorSweepPoint, Report, RestartRun, SteadyWindow, median, median_u64,
+};
+use tracker::{Key, Kind, Tracker};
+
+/// Label on every namespace the benchmark creates; the profile selects it.
+pub const BENCH_LABEL: &str = "baseliner.dev/bench";
+/// Label telling the namespaces of one new-namespace latency run apart.
+const BATCH_LABEL: &str = "baseliner.dev/bench-batch";
+/// Where the operator's ServiceAccount lives.
+pub const HOME_NAMESPACE: &str = "baseliner-bench";
+pub const OPERATOR_SA: &str = "baseliner";
+const PROFILE_NAME: &str = "bench-strict";
+const FIELD_MANAGER: &str = "baseliner-bench";
+
+/// The strict profile of the issue: default-deny with DNS and
+/// same-namespace allows, a LimitRange, a ResourceQuota, Pod Security
+/// labels and two RoleBindings.
+const PROFILE_YAML: &str = r#"apiVersion: baseliner.dev/v1alpha1
+kind: ProductionProfile
+metadata:
+  name: bench-strict
+spec:
+  namespaces:
+    selector:
+      matchLabels:
+        baseliner.dev/bench: "true"
+  networkPolicy:
+    defaultDeny: true
+    allowDNS: true
+    allowSameNamespace: true
+  limitRange:
+    defaultRequest: {cpu: 100m, memory: 128Mi}
+    default: {cpu: 500m, memory: 512Mi}
+  resourceQuota:
+    hard: {pods: "20", requests.cpu: "4", requests.memory: 8Gi}
+  podSecurity:
+    enforce: restricted
+    audit: restricted
+    warn: restricted
+  roleBindings:
+    - name: viewers
+      clusterRole: view
+      subjects:
+        - kind: Group
+          name: "team-{{labels.team}}-viewers"
+    - name: developers
+      clusterRole: edit
+      subjects:
+        - kind: Group
+          name: "team-{{labels.team}}-developers"
+"#;
+
+struct Config {
+    namespaces: usize,
+    runs: usize,
+    samples: usize,
+    resync_seconds: u64,
+    floor_concurrency: Vec<usize>,
+    output: PathBuf,
+}
+
+impl Config {
+    fn from_env() -> Result<Self> {
+        fn var<T: std::str::FromStr>(name: &str, default: T) -> Result<T> {
+            match std::env::var(name) {
+                Ok(v) if !v.trim().is_empty() => v
+                    .trim()
+                    .parse()
+                    .map_err(|_| anyhow!("{name}={v} is not a valid value")),
+                _ => Ok(default),
+            }
+        }
+        let floor_concurrency = match std::env::var("BENCH_FLOOR_CONCURRENCY") {
+            Ok(v) if !v.trim().is_empty() => v
+                .split(',')
+                .map(|c| c.trim().parse::<usize>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| anyhow!("BENCH_FLOOR_CONCURRENCY={v}: want e.g. 8,16,32"))?,
+            _ => vec![8, 16, 32, 64, 128],
+        };
+        let config = Self {
+            namespaces: var("BENCH_NAMESPACES", 1000)?,
+            runs: var("BENCH_RUNS", 3)?,
+            samples: var("BENCH_SAMPLES", 200)?,
+            resync_seconds: var("BENCH_RESYNC_SECONDS", 20)?,
+            floor_concurrency,
+            output: std::env::var_os("BENCH_OUTPUT")
+                .map(PathBuf::from)
+                .unwrap_or_else(workspace_root),
+        };
+        ensure!(
+            config.namespaces >= 1,
+            "BENCH_NAMESPACES must be at least 1"
+        );
+        ensure!(config.runs >= 1, "BENCH_RUNS must be at least 1");
+        ensure!(config.samples >= 1, "BENCH_SAMPLES must be at least 1");
+        ensure!(
+            config.floor_concurrency.iter().all(|&c| c >= 1)
+                && !config.floor_concurrency.is_empty(),
+            "BENCH_FLOOR_CONCURRENCY needs at least one concurrency of 1 or more"
+        );
+        Ok(config)
+    }
+}
+
+fn main() -> Result<()> {
+    let config = Config::from_env()?;
+    prepare_operator_binary()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(config))
+}
+
+/// Points the e2e harness at a release build of the operator (building it
+/// unless `BASELINER_BIN` names one) and keeps its log at `info`, as
+/// deployed. Runs before any other thread exists.
+fn prepare_operator_binary() -> Result<()> {
+    if std::env::var_os("BASELINER_BIN").is_none() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "baseliner",
+                "--bin",
+                "baseliner",
+            ])
+            .current_dir(workspace_root())
+            .status()
+            .context("running cargo build --release -p baseliner")?;
+        ensure!(
+            status.success(),
+            "cargo build --release -p baseliner failed"
+        );
+        let binary = workspace_root().join("target/release/baseliner");
+        // SAFETY: single-threaded here: the runtime is not built yet.
+        unsafe { std::env::set_var("BASELINER_BIN", binary) };
+    }
+    if std::env::var_os("BASELINER_E2E_LOG").is_none() {
+        // SAFETY: as above.
+        unsafe { std::env::set_var("BASELINER_E2E_LOG", "info") };
+    }
+    Ok(())
+}
+
+/// Everything the phases share.
+struct Bench {
+    config: Config,
+    admin: Client,
+    /// The operator's identity, for the floor too, so both get the same
+    /// treatment from API Priority and Fairness.
+    operator_client: Client,
+    operator_kubeconfig: PathBuf,
+    tracker: Arc<Tracker>,
+    profile: ProductionProfile,
+    names: Vec<String>,
+    labels: BTreeMap<String, BTreeMap<String, String>>,
+    writes_per_namespace: usize,
+}
+
+fn say(what: impl std::fmt::Display) {
+    eprintln!("bench: {what}");
+}
+
+async fn run(config: Config) -> Result<()> {
+    let started = Instant::now();
+    let load_before = load_average();
+    // Velero's Schedule CRD installed, as in a cluster that runs Velero: the
+    // profile asks for no backups, and without the CRD the operator retries
+    // listing Schedules about once a second (see README, Performance).
+    let env = TestEnv::new().await?;
+    let admin = env.client();
+    let plane = env.plane();
+    let work_dir = workspace_root().join("target").join("bench");
+    std::fs::create_dir_all(&work_dir)?;
+    let operator_kubeconfig = cluster::setup_identity(&admin, &plane.kubeconfig, &work_dir).await?;
+    let operator_client = baseliner_e2e::client_from_kubeconfig(&operator_kubeconfig).await?;
+
+    let n = config.namespaces;
+    let names: Vec<String> = (0..n).map(|i| format!("bench-{i:05}")).collect();
+    let mut labels = BTreeMap::new();
+    for (i, name) in names.iter().enumerate() {
+        labels.insert(name.clone(), cluster::namespace_labels(i));
+    }
+    say(format!("creating {n} namespaces"));
+    let with_labels: Vec<_> = names
+        .iter()
+        .map(|n| (n.clone(), labels[n].clone()))
+        .collect();
+    cluster::create_namespaces(&admin, &with_labels).await?;
+
+    let profile: ProductionProfile =
+        serde_saphyr::from_str(PROFILE_YAML).context("parsing the benchmark's profile")?;
+    let tracker = Tracker::start(&admin).await?;
+    let mut writes_per_namespace = 0;
+    for name in &names {
+        let rendered = render(&profile, name, &labels[name]);
+        ensure!(
+            rendered.problems.is_empty(),
+            "the profile does not render cleanly: {:?}",
+            rendered.problems
+        );
+        writes_per_namespace = rendered.objects.len() + 1;
+        tracker.set_desired(name, tracker::desired_from(&rendered));
+    }
+    let bench = Bench {
+        config,
+        admin,
+        operator_client,
+        operator_kubeconfig,
+        tracker,
+        profile,
+        names,
+        labels,
+        writes_per_namespace,
+    };
+    bench.reset().await?;
+
+    let (floor, convergence, mut operator) = bench.convergence().await?;
+    let new_namespace = bench.new_namespace_latency(&mut operator).await?;
+    let drift_delete = bench.drift(&mut operator, Drift::Delete).await?;
+    let drift_edit = bench.drift(&mut operator, Drift::Edit).await?;
+    let steady_state = bench.steady_state(&mut operator).await?;
+    let settled = operator.memory()?;
+    let memory = report::MemoryFigures {
+        peak_rss_bytes: convergence.median_peak_rss_bytes,
+        settled_rss_bytes: settled.current,
+        long_run_peak_rss_bytes: settled.peak,
+    };
+    let (restart, operator) = bench.restart(operator).await?;
+    operator.stop()?;
+    bench.delete_profile().await?;
+
+    let report = Report {
+        namespaces: n,
+        config: report::RunConfig {
+            runs: bench.config.runs,
+            samples: bench.config.samples,
+            resync_seconds: bench.config.resync_seconds,
+            writes_per_namespace: bench.writes_per_namespace,
+            profile_yaml: PROFILE_YAML.to_owned(),
+            operator_args: format!(
+                "--resync-seconds {} --leader-elect=false --http-addr 127.0.0.1:<free port>",
+                bench.config.resync_seconds
+            ),
+        },
+        machine: machine(&bench.admin, plane, load_before, started).await?,
+        floor,
+        convergence,
+        new_namespace,
+        drift_delete,
+        drift_edit,
+        steady_state,
+        memory,
+        restart,
+    };
+    let json = bench.config.output.join("BENCHMARKS.json");
+    let md = bench.config.output.join("BENCHMARKS.md");
+    report::write(&json, &md, report)?;
+    say(format!(
+        "wrote {} and {} in {:.0} s",
+        md.display(),
+        json.display(),
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+fn render(
+    profile: &ProductionProfile,
+    name: &str,
+    labels: &BTreeMap<String, String>,
+) -> baseliner::render::RenderedNamespace {
+    let mut labels = labels.clone();
+    // The API server adds this label to every namespace; the operator sees it.
+    labels.insert(
+        baseliner::render::NAMESPACE_NAME_LABEL.to_owned(),
+        name.to_owned(),
+    );
+    let info = NamespaceInfo {
+        name: name.to_owned(),
+        labels,
+    };
+    render_namespace(profile, &info, &RenderOptions::default())
+}
+
+enum Drift {
+    Delete,
+    Edit,
+}
+
+impl Bench {
+    fn timeout_for(&self, namespaces: usize) -> Duration {
+        Duration::from_secs(120 + namespaces as u64 / 10)
+    }
+
+    /// No profile, no managed objects, no Pod Security labels.
+    async fn reset(&self) -> Result<()> {
+        self.delete_profile().await?;
+        if !self.tracker.with(tracker::State::is_clean) {
+            say("removing what an earlier run left");
+            cluster::clean(&self.admin, &self.tracker, &self.names).await?;
+        }
+        Ok(())
+    }
+
+    async fn apply_profile(&self) -> Result<ProductionProfile> {
+        let api: Api<ProductionProfile> = Api::all(self.admin.clone());
+        api.patch(
+            PROFILE_NAME,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&self.profile),
+        )
+        .await
+        .context("applying the benchmark's profile")
+    }
+
+    async fn delete_profile(&self) -> Result<()> {
+        let api: Api<ProductionProfile> = Api::all(self.admin.clone());
+        match api.delete(PROFILE_NAME, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+            Err(e) => return Err(e).context("deleting the benchmark's profile"),
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while api.get_opt(PROFILE_NAME).await?.is_some() {
+            ensure!(
+                Instant::now() < deadline,
+                "the profile was not deleted within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
+    }
+
+    /// The floor's writes for `names`, rendered from the profile as it is
+    /// in the cluster (its uid goes into the owner references), exactly as
+    /// the operator would send them.
+    fn floor_items(&self, profile: &ProductionProfile, names: &[String]) -> Vec<Item> {
+        let mut items = Vec::with_capacity(names.len() * self.writes_per_namespace);
+        for name in names {
+            let rendered = render(profile, name, &self.labels[name]);
+            for object in &rendered.objects {
+                let Some(kind) = Kind::from_kind(object.kind()) else {
+                    continue;
+                };
+                items.push(Item {
+                    kind,
+                    namespace: object.namespace().to_owned(),
+                    name: object.name().to_owned(),
+                    body: object.to_json(),
+                });
+            }
+            items.push(Item {
+                kind: Kind::Namespace,
+                namespace: name.clone(),
+                name: name.clone(),
+                body: namespace_labels_body(profile, name, &rendered.namespace_labels),
+            });
+        }
+        items
+    }
+
+    /// One floor run against a profile object of its own (no operator
+    /// runs): write everything, then wait until the watch has seen it all,
+    /// as for the operator; then clean up.
+    async fn floor_run(
+        &self,
+        names: &[String],
+        concurrency: usize,
+        method: Method,
+    ) -> Result<FloorRun> {
+        ensure!(
+            self.tracker.with(tracker::State::is_clean),
+            "not clean before a floor run"
+        );
+        let profile = self.apply_profile().await?;
+        let items = self.floor_items(&profile, names);
+        self.tracker.set_target(names.iter().map(String::as_str));
+        let cpu_before = cluster::cpu_seconds(std::process::id())?;
+        let started = Instant::now();
+        let outcome =
+            floor::write_all(&self.operator_client, Arc::new(items), concurrency, method).await?;
+        let complete = self
+            .tracker
+            .wait("the floor's objects", self.timeout_for(names.len()), |s| {
+                s.complete_at()
+            })
+            .await?;
+        let seconds = outcome
+            .elapsed
+            .max(complete.saturating_duration_since(started))
+            .as_secs_f64();
+        let client_cpu_seconds = cluster::cpu_seconds(std::process::id())? - cpu_before;
+        self.clean(names).await?;
+        Ok(FloorRun {
+            seconds,
+            responses_seconds: outcome.elapsed.as_secs_f64(),
+            client_cpu_seconds,
+            requests: outcome.requests,
+            retries: outcome.retries,
+        })
+    }
+
+    /// Removes every managed object and label, then the profile: in that
+    /// order, so the garbage collector has no dependents left to chase
+    /// (it would still be at it during the next run).
+    async fn clean(&self, names: &[String]) -> Result<()> {
+        cluster::clean(&self.admin, &self.tracker, names).await?;
+        self.delete_profile().await
+    }
+
+    /// The floor's concurrency sweep, on at most 1,000 namespaces.
+    async fn floor_sweep(&self) -> Result<Vec<FloorSweepPoint>> {
+        let sample: Vec<String> = self.names.iter().take(1000).cloned().collect();
+        let mut sweep = Vec::new();
+        for &concurrency in &self.config.floor_concurrency {
+            let run = self
+                .floor_run(&sample, concurrency, Method::ServerSideApply)
+                .await?;
+            say(format!(
+                "floor sweep: {concurrency} workers, {} namespaces: {:.2} s (last response at {:.2} s)",
+                sample.len(),
+                run.seconds,
+                run.responses_seconds
+            ));
+            sweep.push(FloorSweepPoint {
+                concurrency,
+                namespaces: sample.len(),
+                seconds: run.seconds,
+                objects_per_second: run.requests as f64 / run.seconds,
+            });
+        }
+        Ok(sweep)
+    }
+
+    async fn start_operator(&self) -> Result<RunningOperator> {
+        let mut operator =
+            RunningOperator::start(&self.operator_kubeconfig, self.config.resync_seconds, None)?;
+        operator.wait_ready(Duration::from_secs(120)).await?;
+        Ok(operator)
+    }
+
+    /// The floor and the operator, run for run in turn, so both meet the
+    /// same conditions on a shared machine. The operator is a fresh process
+    /// each run, started with no profile; the profile is applied and the
+    /// time taken until every namespace complies. The last run's operator
+    /// keeps running for the figures after.
+    async fn convergence(&self) -> Result<(report::Floor, report::Convergence, RunningOperator)> {
+        let runs = self.config.runs;
+        let sweep = self.floor_sweep().await?;
+        let concurrency = sweep
+            .iter()
+            .min_by(|a, b| a.seconds.total_cmp(&b.seconds))
+            .map(|p| p.concurrency)
+            .unwrap_or(32);
+        let mut floor_runs = Vec::new();
+        let mut create_runs = Vec::new();
+        let mut results = Vec::new();
+        let mut kept = None;
+        for r in 0..runs {
+            for method in [Method::ServerSideApply, Method::Create] {
+                let run = self.floor_run(&self.names, concurrency, method).await?;
+                say(format!(
+                    "floor run {}/{runs} ({}, {concurrency} workers): {:.2} s",
+                    r + 1,
+                    method.as_str(),
+                    run.seconds
+                ));
+                match method {
+                    Method::ServerSideApply => floor_runs.push(run),
+                    Method::Create => create_runs.push(run),
+                }
+            }
+            let floor_seconds = floor_runs.last().map_or(f64::NAN, |f| f.seconds);
+
+            ensure!(
+                self.tracker.with(tracker::State::is_clean),
+                "not clean before convergence run {}",
+                r + 1
+            );
+            self.tracker
+                .set_target(self.names.iter().map(String::as_str));
+            let operator = self.start_operator().await?;
+            // Its first pass over the (unselected) namespaces writes nothing;
+            // let it finish so only the convergence is measured.
+            let (before, _) = settled_requests(
+                &self.admin,
+                Duration::from_secs(2),
+                Duration::from_secs(120),
+            )
+            .await?;
+            let startup_cpu = operator.cpu_seconds()?;
+            let totals_before = cluster::request_totals(&self.admin).await?;
+            let bench_cpu = cluster::cpu_seconds(std::process::id())?;
+            let applied = Instant::now();
+            self.apply_profile().await?;
+            let complete = self
+                .tracker
+                .wait(
+                    "every namespace to comply",
+                    self.timeout_for(self.names.len()),
+                    |s| s.complete_at(),
+                )
+                .await
+                .with_context(|| format!("operator log: {}", operator.process.log.display()))?;
+            let cpu = operator.cpu_seconds()? - startup_cpu;
+            let bench_cpu = cluster::cpu_seconds(std::process::id())? - bench_cpu;
+            let seconds = complete.saturating_duration_since(applied).as_secs_f64();
+            tracker::verify_by_listing(&self.admin, &self.tracker, &self.names).await?;
+            let (after, _) = settled_requests(
+                &self.admin,
+                Duration::from_secs(3),
+                Duration::from_secs(300),
+            )
+            .await?;
+            let requests = after - before;
+            let by_resource =
+                cluster::request_diff(&totals_before, &cluster::request_totals(&self.admin).await?);
+            let memory = operator.memory()?;
+            say(format!(
+                "convergence run {}/{runs}: {seconds:.2} s ({:.2} × this run's floor), CPU {cpu:.2} s, peak RSS {:.1} MiB, {} writes, {} reads; the API server served (all clients): {}",
+                r + 1,
+                seconds / floor_seconds,
+                memory.peak as f64 / 1048576.0,
+                requests.writes,
+                requests.reads,
+                summary(&by_resource)
+            ));
+            results.push(ConvergenceRun {
+                seconds,
+                cpu_seconds: cpu,
+                startup_cpu_seconds: startup_cpu,
+                bench_cpu_seconds: bench_cpu,
+                peak_rss_bytes: memory.peak,
+                writes: requests.writes,
+                reads: requests.reads,
+                rejected: requests.rejected,
+                api_requests: by_resource,
+            });
+            if r + 1 < runs {
+                operator.stop()?;
+                self.clean(&self.names).await?;
+            } else {
+                kept = Some(operator);
+            }
+        }
+        let seconds =
+            |runs: &[FloorRun]| median(&runs.iter().map(|r| r.seconds).collect::<Vec<_>>());
+        let floor_seconds = seconds(&floor_runs);
+        let objects = self.names.len() * self.writes_per_namespace;
+        let floor = report::Floor {
+            method: format!(
+                "{} (what the operator uses; POST for comparison)",
+                Method::ServerSideApply.as_str()
+            ),
+            sweep,
+            concurrency,
+            median_seconds: floor_seconds,
+            objects_per_second: objects as f64 / floor_seconds,
+            create_median_seconds: seconds(&create_runs),
+            runs: floor_runs,
+            create_runs,
+        };
+        let median_seconds = median(&results.iter().map(|r| r.seconds).collect::<Vec<_>>());
+        let convergence = report::Convergence {
+            median_seconds,
+            ratio_to_floor: median_seconds / floor_seconds,
+            median_cpu_seconds: median(&results.iter().map(|r| r.cpu_seconds).collect::<Vec<_>>()),
+            median_peak_rss_bytes: median_u64(
+                &results.iter().map(|r| r.peak_rss_bytes).collect::<Vec<_>>(),
+            ),
+            median_writes: median_u64(&results.iter().map(|r| r.writes).collect::<Vec<_>>()),
+            median_reads: median_u64(&results.iter().map(|r| r.reads).collect::<Vec<_>>()),
+            runs: results,
+        };
+        let operator = kept.ok_or_else(|| anyhow!("no convergence run"))?;
+        Ok((floor, convergence, operator))
+    }
+
+    /// Creates namespaces one at a time; time from the create request to
+    /// the last of its objects and labels arriving on the watch.
+    async fn new_namespace_latency(
+        &self,
+        operator: &mut RunningOperator,
+    ) -> Result<report::Latency> {
+        let profile = self.profile.clone();
+        let mut runs = Vec::new();
+        let api: Api<Namespace> = Api::all(self.admin.clone());
+        for r in 0..self.config.runs {
+            let batch = format!("new-{r}");
+            let mut samples = Vec::new();
+            let mut timeouts = 0;
+            let mut created = Vec::new();
+            for i in 0..self.config.samples {
+                ensure!(
+                    operator.process.is_running(),
+                    "the operator exited: {}",
+                    operator.process.log.display()
+                );
+                let name = format!("bench-new-{r}-{i:04}");
+                let mut labels = cluster::namespace_labels(i);
+                labels.insert(BATCH_LABEL.to_owned(), batch.clone());
+                self.tracker.set_desired(
+                    &name,
+                    tracker::desired_from(&render(&profile, &name, &labels)),
+                );
+                let ns = Namespace {
+                    metadata: kube::api::ObjectMeta {
+                        name: Some(name.clone()),
+                        labels: Some(labels),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                };
+                let sent = Instant::now();
+                api.create(&PostParams::default(), &ns)
+                    .await
+                    .with_context(|| format!("creating namespace {name}"))?;
+                created.push(name.clone());
+                match self
+                    .tracker
+                    .wait(
+                        &format!("namespace {name} to comply"),
+                        Duration::from_secs(10),
+                        |s| s.namespace_compliant_at(&name),
+                    )
+                    .await
+                {
+                    Ok(at) => samples.push(at.saturating_duration_since(sent)),
+                    Err(error) => {
+                        say(error);
+                        timeouts += 1;
+                        ensure!(timeouts <= 10, "too many new namespaces never complied");
+                    }
+                }
+            }
+            let run = report::latency_run(&samples, timeouts);
+            say(format!(
+                "new-namespace run {}/{}: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+                r + 1,
+                self.config.runs,
+                run.p50_ms,
+                run.p99_ms,
+                run.max_ms
+            ));
+            runs.push(run);
+            // Back to N managed namespaces before the next run.
+            for name in &created {
+                let _ = api.delete(name, &DeleteParams::background()).await;
+                self.tracker.forget_desired(name);
+            }
+            wait_gone(
+                &api,
+                &format!("{BATCH_LABEL}={batch}"),
+                Duration::from_secs(300),
+            )
+            .await?;
+        }
+        Ok(report::latency(
+            &format!(
+                "{} namespaces created one at a time (each after the previous one complied), \
+                 with {} already managed: from sending the create to the last of its {} objects \
+                 and labels matching the profile on the benchmark's watch.",
+                self.config.samples,
+                self.names.len(),
+                self.writes_per_namespace
+            ),
+            runs,
+        ))
+    }
+
+    /// Deletes (or edits) managed objects one at a time, spread over the
+    /// namespaces and kinds; time until the object is back as desired.
+    async fn drift(&self, operator: &mut RunningOperator, drift: Drift) -> Result<report::Latency> {
+        let mut runs = Vec::new();
+        let n = self.names.len();
+        let per_namespace = self.writes_per_namespace - 1;
+        for r in 0..self.config.runs {
+            let mut samples = Vec::new();
+            let mut timeouts = 0;
+            for i in 0..self.config.samples {
+                ensure!(
+                    operator.process.is_running(),
+                    "the operator exited: {}",
+                    operator.process.log.display()
+                );
+                let namespace = &self.names[(i * 7919 + r * 104_729) % n];
+                let key = self
+                    .tracker
+                    .with(|s| s.desired_keys(namespace))
+                    .get((i + r) % per_namespace)
+                    .cloned()
+                    .ok_or_else(|| anyhow!("no desired objects for {namespace}"))?;
+                let before = self
+                    .tracker
+                    .with(|s| s.observed(&key).cloned())
+                    .filter(|o| o.compliant)
+                    .ok_or_else(|| anyhow!("{key} is not in place before the drift run"))?;
+                let api: Api<DynamicObject> = Api::namespaced_with(
+                    self.admin.clone(),
+                    &key.namespace,
+                    &key.kind.api_resource(),
+                );
+                let sent = Instant::now();
+                let restored = match drift {
+                    Drift::Delete => {
+                        api.delete(&key.name, &DeleteParams::default())
+                            .await
+                            .with_context(|| format!("deleting {key}"))?;
+                        let old_uid = before.uid.clone();
+                        self.tracker
+                            .wait(
+                                &format!("{key} to be recreated"),
+                                Duration::from_secs(10),
+                                |s| {
+                                    s.observed(&key)
+                                        .filter(|o| o.compliant && o.uid != old_uid)
+                                        .map(|o| o.at)
+                                },
+                            )
+                            .await
+                    }
+                    Drift::Edit => {
+                        let patch = edit_patch(&key, &self.tracker);
+                        let edited = api
+                            .patch(&key.name, &PatchParams::default(), &Patch::Merge(&patch))
+                            .await
+                            .with_context(|| format!("editing {key}"))?;
+                        let edited_rv: u64 = edited
+                            .resource_version()
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or_default();
+                        ensure!(
+                            edited_rv > before.resource_version,
+                            "editing {key} changed nothing (the edit must be drift)"
+                        );
+                        // resourceVersions are etcd revisions here: a later
+                        // write has a larger one.
+                        self.tracker
+                            .wait(
+                                &format!("{key} to be restored"),
+                                Duration::from_secs(10),
+                                |s| {
+                                    s.observed(&key)
+                                        .filter(|o| o.compliant && o.resource_version > edited_rv)
+                                        .map(|o| o.at)
+                                },
+                            )
+                            .await
+                    }
+                };
+                match restored {
+                    Ok(at) => samples.push(at.saturating_duration_since(sent)),
+                    Err(error) => {
+                        say(error);
+                        timeouts += 1;
+                        ensure!(timeouts <= 10, "too many drifted objects never came back");
+                        // Put it right by hand so the next sample starts clean.
+                        self.tracker
+                            .wait(
+                                &format!("{key} to come back"),
+                                Duration::from_secs(60),
+                                |s| s.observed(&key).filter(|o| o.compliant).map(|_| ()),
+                            )
+                            .await?;
+                    }
+                }
+            }
+            let run = report::latency_run(&samples, timeouts);
+            say(format!(
+                "drift ({}) run {}/{}: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+                match drift {
+                    Drift::Delete => "delete",
+                    Drift::Edit => "edit",
+                },
+                r + 1,
+                self.config.runs,
+                run.p50_ms,
+                run.p99_ms,
+                run.max_ms
+            ));
+            runs.push(run);
+        }
+        let what = match drift {
+            Drift::Delete => format!(
+                "{} managed objects deleted one at a time (spread over namespaces and the {} \
+                 kinds), with {} namespaces managed: from sending the delete to the recreated \
+                 object (new uid, desired content) arriving on the benchmark's watch.",
+                self.config.samples,
+                Kind::OBJECTS.len(),
+                self.names.len()
+            ),
+            Drift::Edit => format!(
+                "{} managed objects edited one at a time with a JSON merge patch that changes a \
+                 field the profile sets (NetworkPolicy policyTypes, LimitRange limits, \
+                 ResourceQuota hard.pods, RoleBinding subjects), with {} namespaces managed: \
+                 from sending the edit to a later version with the desired content arriving on \
+                 the benchmark's watch.",
+                self.config.samples,
+                self.names.len()
+            ),
+        };
+        Ok(report::latency(&what, runs))
+    }
+
+    /// Quiet windows of two resync intervals: requests the API server
+    /// dispatched for the operator, and the reconciles it counted.
+    async fn steady_state(&self, operator: &mut RunningOperator) -> Result<report::SteadyState> {
+        self.tracker
+            .wait("every namespace to comply", Duration::from_secs(60), |s| {
+                s.complete_at()
+            })
+            .await?;
+        // Quiet for longer than the status writer's longest delay (one
+        // resync), so nothing from the drift runs is still on its way.
+        let quiet = Duration::from_secs(self.config.resync_seconds + 2);
+        settled_requests(&self.admin, quiet, Duration::from_secs(600)).await?;
+        let window = Duration::from_secs(2 * self.config.resync_seconds + 5);
+        let mut windows = Vec::new();
+        for w in 0..self.config.runs {
+            let before = operator_requests(&self.admin).await?;
+            let reconciles = operator.metric("baseliner_reconciles_total").await?;
+            let cpu = operator.cpu_seconds()?;
+            let totals_before = cluster::request_totals(&self.admin).await?;
+            let started = Instant::now();
+            tokio::time::sleep(window).await;
+            let requests = operator_requests(&self.admin).await? - before;
+            let by_resource =
+                cluster::request_diff(&totals_before, &cluster::request_totals(&self.admin).await?);
+            let reconciles = operator.metric("baseliner_reconciles_total").await? - reconciles;
+            let result = SteadyWindow {
+                seconds: started.elapsed().as_secs_f64(),
+                writes: requests.writes,
+                reads: requests.reads,
+                reconciles: reconciles as u64,
+                cpu_seconds: operator.cpu_seconds()? - cpu,
+                api_requests: by_resource,
+            };
+            say(format!(
+                "steady-state window {}/{}: {} writes, {} reads, {} reconciles in {:.0} s; the API server served (all clients): {}",
+                w + 1,
+                self.config.runs,
+                result.writes,
+                result.reads,
+                result.reconciles,
+                result.seconds,
+                summary(&result.api_requests)
+            ));
+            windows.push(result);
+        }
+        Ok(report::SteadyState {
+            median_writes: median_u64(&windows.iter().map(|w| w.writes).collect::<Vec<_>>()),
+            median_reads: median_u64(&windows.iter().map(|w| w.reads).collect::<Vec<_>>()),
+            windows,
+        })
+    }
+
+    async fn restart(
+        &self,
+        mut operator: RunningOperator,
+    ) -> Result<(report::Restart, RunningOperator)> {
+        let mut runs = Vec::new();
+        for r in 0..self.config.runs {
+            let (before, _) = settled_requests(
+                &self.admin,
+                Duration::from_secs(3),
+                Duration::from_secs(300),
+            )
+            .await?;
+            let totals_before = cluster::request_totals(&self.admin).await?;
+            operator.stop()?;
+            let mut next = RunningOperator::start(
+                &self.operator_kubeconfig,
+                self.config.resync_seconds,
+                None,
+            )?;
+            let ready = next.wait_ready(Duration::from_secs(300)).await?;
+            let ready_seconds = ready.saturating_duration_since(next.started).as_secs_f64();
+            let (after, last_moved) = settled_requests(
+                &self.admin,
+                Duration::from_secs(3),
+                Duration::from_secs(600),
+            )
+            .await?;
+            let requests: Requests = after - before;
+            let by_resource =
+                cluster::request_diff(&totals_before, &cluster::request_totals(&self.admin).await?);
+            let memory = next.memory()?;
+            let result = RestartRun {
+                ready_seconds,
+                caught_up_seconds: last_moved
+                    .saturating_duration_since(next.started)
+                    .as_secs_f64()
+                    .max(ready_seconds),
+                writes: requests.writes,
+                reads: requests.reads,
+                peak_rss_bytes: memory.peak,
+                cpu_seconds: next.cpu_seconds()?,
+                api_requests: by_resource,
+            };
+            say(format!(
+                "restart {}/{}: ready in {:.2} s, caught up in {:.2} s, {} writes, {} reads; the API server served (all clients): {}",
+                r + 1,
+                self.config.runs,
+                result.ready_seconds,
+                result.caught_up_seconds,
+                result.writes,
+                result.reads,
+                summary(&result.api_requests)
+            ));
+            ensure!(
+                self.tracker.with(|s| s.complete_at().is_some()),
+                "the namespaces no longer comply after the restart"
+            );
+            runs.push(result);
+            operator = next;
+        }
+        let restart = report::Restart {
+            median_ready_seconds: median(&runs.iter().map(|r| r.ready_seconds).collect::<Vec<_>>()),
+            median_caught_up_seconds: median(
+                &runs.iter().map(|r| r.caught_up_seconds).collect::<Vec<_>>(),
+            ),
+            median_writes: median_u64(&runs.iter().map(|r| r.writes).collect::<Vec<_>>()),
+            runs,
+        };
+        Ok((restart, operator))
+    }
+}
+
+/// The Namespace patch the operator sends for Pod Security labels.
+fn namespace_labels_body(
+    profile: &ProductionProfile,
+    name: &str,
+    labels: &BTreeMap<String, String>,
+) -> Value {
+    let marker = labels.keys().cloned().collect::<Vec<_>>().join(",");
+    json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": name,
+            "labels": labels,
+            "annotations": {
+                baseliner::controller::reconcile::POD_SECURITY_ANNOTATION: marker,
+                baseliner::api::PROFILE_LABEL: profile.name_any(),
+                baseliner::controller::index::DELETION_POLICY_ANNOTATION: format!("{:?}", profile.spec.deletion_policy),
+            },
+        },
+    })
+}
+
+/// A merge patch that changes a field the profile sets, so the object
+/// drifts.
+fn edit_patch(key: &Key, tracker: &Tracker) -> Value {
+    match key.kind {
+        Kind::NetworkPolicy => {
+            let types = tracker.with(|s| s.desired_field(key, &["spec", "policyTypes"]));
+            let has_egress = types
+                .as_ref()
+                .and_then(Value::as_array)
+                .is_some_and(|t| t.iter().any(|v| v == "Egress"));
+            let drifted = if has_egress {
+                json!(["Ingress"])
+            } else {
+                json!(["Egress"])
+            };
+            json!({"spec": {"policyTypes": drifted}})
+        }
+        Kind::LimitRange => {
+            json!({"spec": {"limits": [{"type": "Container", "default": {"cpu": "3"}}]}})
+        }
+        Kind::ResourceQuota => json!({"spec": {"hard": {"pods": "999"}}}),
+        Kind::RoleBinding => json!({"subjects": [{
+            "kind": "Group",
+            "name": "bench-drifted",
+            "apiGroup": "rbac.authorization.k8s.io",
+        }]}),
+        Kind::Namespace => json!({}),
+    }
+}
+
+/// Waits until no namespace matches `selector`.
+async fn wait_gone(api: &Api<Namespace>, selector: &str, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = api
+            .list_metadata(&ListParams::default().labels(selector))
+            .await?
+            .items
+            .len();
+        if left == 0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{left} namespaces ({selector}) still there after {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The largest entries of a request count difference, for the log.
+fn summary(requests: &[(String, u64)]) -> String {
+    requests
+        .iter()
+        .take(20)
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn command_output(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .current_dir(workspace_root())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+async fn machine(
+    client: &Client,
+    plane: &baseliner_e2e::Plane,
+    load_before: String,
+    started: Instant,
+) -> Result<report::Machine> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let memory_bytes = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or_default()
+        * 1024;
+    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_default();
+    let mut commit = command_output("git", &["rev-parse", "--short", "HEAD"]);
+    let dirty = command_output(
+        "git",
+        &[
+            "status",
+            "--porcelain",
+            "--",
+            ".",
+            ":!BENCHMARKS.md",
+            ":!BENCHMARKS.json",
+        ],
+    );
+    if !dirty.is_empty() {
+        commit.push_str("-dirty");
+    }
+    let etcd_binary = plane
+        .kubeconfig
+        .parent()
+        .map(|dir| dir.join("bin").join("etcd"))
+        .filter(|p| p.exists());
+    let etcd = etcd_binary
+        .and_then(|b| {
+            let out = command_output(&b.to_string_lossy(), &["--version"]);
+            out.lines()
+                .find_map(|l| l.strip_prefix("etcd Version:"))
+                .map(|v| format!("v{}", v.trim()))
+        })
+        .unwrap_or_else(|| format!("{} (pinned)", baseliner_e2e::ETCD_VERSION));
+    Ok(report::Machine {
+        date: command_output("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]),
+        commit,
+        cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cpu_model,
+        memory_bytes,
+        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+        kubernetes: client.apiserver_version().await?.git_version,
+        etcd,
+        rustc: command_output("rustc", &["--version"]),
+        load_before,
+        load_after: load_average(),
+        bench_seconds: started.elapsed().as_secs_f64(),
+    })
+}

@@ -1,0 +1,675 @@
+//! The figures, as JSON (`BENCHMARKS.json`, one entry per namespace count,
+//! so runs at 1,000 and 10,000 sit side by side) and as `BENCHMARKS.md`,
+//! generated from all entries.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use serde::{Deserialize, Serialize};
+
+/// One `make bench` run at one namespace count.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Report {
+    pub namespaces: usize,
+    pub config: RunConfig,
+    pub machine: Machine,
+    pub floor: Floor,
+    pub convergence: Convergence,
+    pub new_namespace: Latency,
+    pub drift_delete: Latency,
+    pub drift_edit: Latency,
+    pub steady_state: SteadyState,
+    pub memory: MemoryFigures,
+    pub restart: Restart,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// Runs per figure (medians are over these).
+    pub runs: usize,
+    /// Samples per latency run.
+    pub samples: usize,
+    pub resync_seconds: u64,
+    /// Objects the profile yields per namespace, plus the namespace's labels.
+    pub writes_per_namespace: usize,
+    pub profile_yaml: String,
+    pub operator_args: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Machine {
+    pub date: String,
+    pub commit: String,
+    pub cores: usize,
+    pub cpu_model: String,
+    pub memory_bytes: u64,
+    pub kernel: String,
+    pub kubernetes: String,
+    pub etcd: String,
+    pub rustc: String,
+    /// /proc/loadavg (1, 5, 15 minutes) when the run started and ended: the
+    /// machine is shared, so this says how quiet it was.
+    pub load_before: String,
+    pub load_after: String,
+    pub bench_seconds: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FloorSweepPoint {
+    pub concurrency: usize,
+    pub namespaces: usize,
+    pub seconds: f64,
+    pub objects_per_second: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FloorRun {
+    /// Until the watch had seen every object (as for the operator).
+    pub seconds: f64,
+    /// Until the last response.
+    pub responses_seconds: f64,
+    /// CPU of the benchmark process meanwhile: the client's requests and
+    /// the benchmark's own watches.
+    #[serde(default)]
+    pub client_cpu_seconds: f64,
+    pub requests: usize,
+    pub retries: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Floor {
+    pub method: String,
+    pub sweep: Vec<FloorSweepPoint>,
+    pub concurrency: usize,
+    pub runs: Vec<FloorRun>,
+    pub median_seconds: f64,
+    pub objects_per_second: f64,
+    /// The same objects created with POST instead, at the same concurrency.
+    pub create_runs: Vec<FloorRun>,
+    pub create_median_seconds: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ConvergenceRun {
+    pub seconds: f64,
+    /// Operator CPU (user + system) from the profile's apply to convergence.
+    pub cpu_seconds: f64,
+    /// Operator CPU from its start until the profile was applied.
+    pub startup_cpu_seconds: f64,
+    /// CPU of the benchmark process meanwhile (its watches), to set
+    /// against the floor's client CPU.
+    #[serde(default)]
+    pub bench_cpu_seconds: f64,
+    pub peak_rss_bytes: u64,
+    pub writes: u64,
+    pub reads: u64,
+    pub rejected: u64,
+    /// Every request the API server served during the run (all clients,
+    /// so kube-controller-manager's too): `VERB resource code` → count.
+    #[serde(default)]
+    pub api_requests: Vec<(String, u64)>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Convergence {
+    pub runs: Vec<ConvergenceRun>,
+    pub median_seconds: f64,
+    pub ratio_to_floor: f64,
+    pub median_cpu_seconds: f64,
+    pub median_peak_rss_bytes: u64,
+    pub median_writes: u64,
+    pub median_reads: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LatencyRun {
+    pub samples: usize,
+    pub timeouts: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Latency {
+    pub what: String,
+    pub runs: Vec<LatencyRun>,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SteadyWindow {
+    pub seconds: f64,
+    pub writes: u64,
+    pub reads: u64,
+    /// Reconciles the operator counted in the window: at least two per
+    /// namespace shows the window spanned two resyncs.
+    pub reconciles: u64,
+    pub cpu_seconds: f64,
+    /// Every request the API server served meanwhile (all clients).
+    #[serde(default)]
+    pub api_requests: Vec<(String, u64)>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SteadyState {
+    pub windows: Vec<SteadyWindow>,
+    pub median_writes: u64,
+    pub median_reads: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MemoryFigures {
+    /// Median over the convergence runs of the operator's VmHWM.
+    pub peak_rss_bytes: u64,
+    /// VmRSS of the long-running operator after the steady-state windows.
+    pub settled_rss_bytes: u64,
+    /// Its VmHWM then (convergence, latency and drift runs behind it).
+    pub long_run_peak_rss_bytes: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RestartRun {
+    /// From starting the new process to its first 200 on /readyz.
+    pub ready_seconds: f64,
+    /// From starting it until its reads stopped (every object re-checked).
+    pub caught_up_seconds: f64,
+    pub writes: u64,
+    pub reads: u64,
+    pub peak_rss_bytes: u64,
+    pub cpu_seconds: f64,
+    /// Every request the API server served meanwhile (all clients).
+    #[serde(default)]
+    pub api_requests: Vec<(String, u64)>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Restart {
+    pub runs: Vec<RestartRun>,
+    pub median_ready_seconds: f64,
+    pub median_caught_up_seconds: f64,
+    pub median_writes: u64,
+}
+
+/// Median of the values (the mean of the middle two for an even count).
+pub fn median(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    }
+}
+
+pub fn median_u64(values: &[u64]) -> u64 {
+    median(&values.iter().map(|&v| v as f64).collect::<Vec<_>>()).round() as u64
+}
+
+/// Nearest-rank percentile (p in 0..=100) of durations, in milliseconds.
+pub fn percentile_ms(samples: &[Duration], p: f64) -> f64 {
+    if samples.is_empty() {
+        return f64::NAN;
+    }
+    let mut v: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    v.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * v.len() as f64).ceil().max(1.0) as usize;
+    v[rank.min(v.len()) - 1]
+}
+
+pub fn latency_run(samples: &[Duration], timeouts: usize) -> LatencyRun {
+    LatencyRun {
+        samples: samples.len(),
+        timeouts,
+        p50_ms: percentile_ms(samples, 50.0),
+        p99_ms: percentile_ms(samples, 99.0),
+        max_ms: percentile_ms(samples, 100.0),
+    }
+}
+
+pub fn latency(what: &str, runs: Vec<LatencyRun>) -> Latency {
+    Latency {
+        what: what.to_owned(),
+        p50_ms: median(&runs.iter().map(|r| r.p50_ms).collect::<Vec<_>>()),
+        p99_ms: median(&runs.iter().map(|r| r.p99_ms).collect::<Vec<_>>()),
+        runs,
+    }
+}
+
+/// All entries of BENCHMARKS.json, keyed by namespace count.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Results {
+    pub about: String,
+    pub results: BTreeMap<usize, Report>,
+}
+
+const ABOUT: &str = "Written by `make bench` (bench/). One entry per namespace count; each entry is one run, its floor measured in the same run.";
+
+/// Adds `report` to the JSON beside `md` (replacing an entry for the same
+/// namespace count) and regenerates the Markdown from every entry.
+pub fn write(json: &Path, md: &Path, report: Report) -> Result<()> {
+    let mut all: Results = match std::fs::read_to_string(json) {
+        Ok(text) => serde_json::from_str(&text).unwrap_or_else(|error| {
+            eprintln!(
+                "bench: {} does not parse ({error}); starting it afresh",
+                json.display()
+            );
+            Results::default()
+        }),
+        Err(_) => Results::default(),
+    };
+    all.about = ABOUT.to_owned();
+    all.results.insert(report.namespaces, report);
+    std::fs::write(json, serde_json::to_string_pretty(&all)? + "\n")
+        .with_context(|| format!("writing {}", json.display()))?;
+    std::fs::write(md, markdown(&all)).with_context(|| format!("writing {}", md.display()))?;
+    Ok(())
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+fn secs(s: f64) -> String {
+    if s < 10.0 {
+        format!("{s:.2} s")
+    } else {
+        format!("{s:.1} s")
+    }
+}
+
+fn ms(v: f64) -> String {
+    format!("{v:.0} ms")
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "**missed**" }
+}
+
+const MIB64: u64 = 64 * 1024 * 1024;
+
+/// The Markdown document.
+pub fn markdown(all: &Results) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# Benchmarks\n\n\
+         Generated by `make bench` (`bench/`); do not edit by hand. \
+         `BENCH_NAMESPACES=N make bench` measures at N namespaces (default 1000) on a fresh \
+         local control plane of its own and replaces that N's section here and in \
+         `BENCHMARKS.json`; sections for other N stay, each with the machine and commit it \
+         was measured on. Every figure is the median of the runs listed with it; the floor \
+         was measured in the same run as the operator, against the same API server.\n"
+    );
+    if all.results.is_empty() {
+        return out;
+    }
+    let ns: Vec<&usize> = all.results.keys().collect();
+    let _ = writeln!(out, "## Summary\n");
+    let _ = write!(out, "| figure | goal |");
+    for n in &ns {
+        let _ = write!(out, " {n} namespaces |");
+    }
+    let _ = write!(out, "\n| --- | --- |");
+    for _ in &ns {
+        let _ = write!(out, " --- |");
+    }
+    out.push('\n');
+    type Row = (&'static str, &'static str, fn(&Report) -> String);
+    let rows: [Row; 13] = [
+        ("convergence (operator)", "≤ 1.2 × floor", |r| {
+            format!(
+                "{} = {:.2} × floor ({})",
+                secs(r.convergence.median_seconds),
+                r.convergence.ratio_to_floor,
+                verdict(r.convergence.ratio_to_floor <= 1.2)
+            )
+        }),
+        ("convergence floor (plain client, SSA)", "—", |r| {
+            format!(
+                "{} ({:.0} objects/s, {} workers)",
+                secs(r.floor.median_seconds),
+                r.floor.objects_per_second,
+                r.floor.concurrency
+            )
+        }),
+        ("operator CPU for the convergence", "—", |r| {
+            secs(r.convergence.median_cpu_seconds)
+        }),
+        (
+            "new namespace → full baseline, p50 / p99",
+            "p99 < 250 ms",
+            |r| {
+                format!(
+                    "{} / {} ({})",
+                    ms(r.new_namespace.p50_ms),
+                    ms(r.new_namespace.p99_ms),
+                    verdict(r.new_namespace.p99_ms < 250.0)
+                )
+            },
+        ),
+        (
+            "drift: deleted object restored, p50 / p99",
+            "p99 < 500 ms",
+            |r| {
+                format!(
+                    "{} / {} ({})",
+                    ms(r.drift_delete.p50_ms),
+                    ms(r.drift_delete.p99_ms),
+                    verdict(r.drift_delete.p99_ms < 500.0)
+                )
+            },
+        ),
+        (
+            "drift: edited object restored, p50 / p99",
+            "p99 < 500 ms",
+            |r| {
+                format!(
+                    "{} / {} ({})",
+                    ms(r.drift_edit.p50_ms),
+                    ms(r.drift_edit.p99_ms),
+                    verdict(r.drift_edit.p99_ms < 500.0)
+                )
+            },
+        ),
+        (
+            "steady state: writes per quiet window (≥ 2 resyncs)",
+            "0",
+            |r| {
+                format!(
+                    "{} ({})",
+                    r.steady_state.median_writes,
+                    verdict(r.steady_state.median_writes == 0)
+                )
+            },
+        ),
+        ("peak RSS during convergence", "< 64 MiB at 10,000", |r| {
+            let met = r.memory.peak_rss_bytes < MIB64;
+            format!("{} ({})", mib(r.memory.peak_rss_bytes), verdict(met))
+        }),
+        ("settled RSS", "< 64 MiB at 10,000", |r| {
+            let met = r.memory.settled_rss_bytes < MIB64;
+            format!("{} ({})", mib(r.memory.settled_rss_bytes), verdict(met))
+        }),
+        ("restart: start → /readyz", "—", |r| {
+            secs(r.restart.median_ready_seconds)
+        }),
+        ("restart: start → every object re-checked", "—", |r| {
+            secs(r.restart.median_caught_up_seconds)
+        }),
+        ("restart: writes", "0", |r| {
+            format!(
+                "{} ({})",
+                r.restart.median_writes,
+                verdict(r.restart.median_writes == 0)
+            )
+        }),
+        ("runs per figure", "—", |r| {
+            format!(
+                "{} (latencies: {} samples each)",
+                r.config.runs, r.config.samples
+            )
+        }),
+    ];
+    for (name, goal, cell) in rows {
+        let _ = write!(out, "| {name} | {goal} |");
+        for n in &ns {
+            let _ = write!(out, " {} |", cell(&all.results[n]));
+        }
+        out.push('\n');
+    }
+    out.push('\n');
+    for report in all.results.values() {
+        section(&mut out, report);
+    }
+    out
+}
+
+fn section(out: &mut String, r: &Report) {
+    let m = &r.machine;
+    let _ = writeln!(out, "## {} namespaces\n", r.namespaces);
+    let _ = writeln!(
+        out,
+        "Measured {} at commit `{}`, in {:.0} s.\n\n\
+         | machine | |\n| --- | --- |\n\
+         | cores | {} ({}) |\n| memory | {:.1} GiB |\n| kernel | {} |\n\
+         | Kubernetes (kube-apiserver) | {} |\n| etcd | {} |\n| rustc | {} |\n\
+         | load average before / after | {} / {} |\n",
+        m.date,
+        m.commit,
+        m.bench_seconds,
+        m.cores,
+        m.cpu_model,
+        m.memory_bytes as f64 / (1024.0 * 1024.0 * 1024.0),
+        m.kernel,
+        m.kubernetes,
+        m.etcd,
+        m.rustc,
+        m.load_before,
+        m.load_after
+    );
+    let c = &r.config;
+    let _ = writeln!(
+        out,
+        "The operator: `baseliner run {}` (release build, as a ServiceAccount whose requests \
+         two FlowSchemas count). Every namespace gets {} writes: {} objects and its Pod \
+         Security labels. The profile:\n\n```yaml\n{}```\n",
+        c.operator_args,
+        c.writes_per_namespace,
+        c.writes_per_namespace - 1,
+        c.profile_yaml
+    );
+
+    let f = &r.floor;
+    let _ = writeln!(
+        out,
+        "### 1. Convergence\n\n\
+         From applying the profile to the moment the last object (or label) matching it \
+         arrived on the benchmark's watch; then every object is listed and compared with \
+         the rendered profile. The floor writes the same objects (from \
+         `baseliner::render::render_namespace`) with {}, with nothing else to do, at the \
+         best concurrency of the sweep below, timed the same way.\n",
+        f.method
+    );
+    let _ = writeln!(
+        out,
+        "Concurrency sweep of the floor:\n\n| workers | namespaces | time | objects/s |\n| --- | --- | --- | --- |"
+    );
+    for p in &f.sweep {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {:.0} |",
+            p.concurrency,
+            p.namespaces,
+            secs(p.seconds),
+            p.objects_per_second
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n| run | floor, SSA ({} workers) | floor, POST | operator | operator / floor | floor client CPU | operator CPU | operator peak RSS | operator writes | operator reads |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        f.concurrency
+    );
+    let rows = f.runs.len().max(r.convergence.runs.len());
+    for i in 0..rows {
+        let floor = f.runs.get(i);
+        let op = r.convergence.runs.get(i);
+        let cell = |v: Option<String>| v.unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            i + 1,
+            cell(floor.map(|x| secs(x.seconds))),
+            cell(f.create_runs.get(i).map(|x| secs(x.seconds))),
+            cell(op.map(|x| secs(x.seconds))),
+            cell(
+                floor
+                    .zip(op)
+                    .map(|(f, o)| format!("{:.2}", o.seconds / f.seconds))
+            ),
+            cell(floor.map(|x| secs(x.client_cpu_seconds))),
+            cell(op.map(|x| secs(x.cpu_seconds))),
+            cell(op.map(|x| mib(x.peak_rss_bytes))),
+            cell(op.map(|x| x.writes.to_string())),
+            cell(op.map(|x| x.reads.to_string())),
+        );
+    }
+    let floor_cpu = median(
+        &f.runs
+            .iter()
+            .map(|x| x.client_cpu_seconds)
+            .collect::<Vec<_>>(),
+    );
+    let watch_cpu = median(
+        &r.convergence
+            .runs
+            .iter()
+            .map(|x| x.bench_cpu_seconds)
+            .collect::<Vec<_>>(),
+    );
+    let _ = writeln!(
+        out,
+        "| **median** | **{}** | **{}** | **{}** | **{:.2}** | **{}** | **{}** | **{}** | **{}** | **{}** |\n\n\
+         Ratio of the medians, operator / floor: **{:.2}** (goal ≤ 1.2). The operator's \
+         minimum is {} writes ({} per namespace); the floor's client CPU includes the \
+         benchmark's own watches, which took {} (median) while the operator converged.\n",
+        secs(f.median_seconds),
+        secs(f.create_median_seconds),
+        secs(r.convergence.median_seconds),
+        r.convergence.ratio_to_floor,
+        secs(floor_cpu),
+        secs(r.convergence.median_cpu_seconds),
+        mib(r.convergence.median_peak_rss_bytes),
+        r.convergence.median_writes,
+        r.convergence.median_reads,
+        r.convergence.ratio_to_floor,
+        r.namespaces * r.config.writes_per_namespace,
+        r.config.writes_per_namespace,
+        secs(watch_cpu),
+    );
+
+    for (title, l, goal) in [
+        (
+            "### 2. New namespace to full baseline",
+            &r.new_namespace,
+            250.0,
+        ),
+        (
+            "### 3a. Drift healing: deleted object",
+            &r.drift_delete,
+            500.0,
+        ),
+        ("### 3b. Drift healing: edited object", &r.drift_edit, 500.0),
+    ] {
+        let _ = writeln!(
+            out,
+            "{title}\n\n{}\n\n| run | samples | timeouts | p50 | p99 | max |\n| --- | --- | --- | --- | --- | --- |",
+            l.what
+        );
+        for (i, run) in l.runs.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} |",
+                i + 1,
+                run.samples,
+                run.timeouts,
+                ms(run.p50_ms),
+                ms(run.p99_ms),
+                ms(run.max_ms)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "| **median** | | | **{}** | **{}** | |\n\np99 goal < {goal:.0} ms: {}.\n",
+            ms(l.p50_ms),
+            ms(l.p99_ms),
+            verdict(l.p99_ms < goal)
+        );
+    }
+
+    let s = &r.steady_state;
+    let _ = writeln!(
+        out,
+        "### 4. Steady state\n\n\
+         Everything converged, nothing changing: write (POST/PUT/PATCH/DELETE) and read \
+         requests the API server dispatched for the operator's ServiceAccount \
+         (`apiserver_flowcontrol_dispatched_requests_total` of the two FlowSchemas), over \
+         quiet windows of two resync intervals ({} s) and 5 s more; the operator's own \
+         reconcile count shows the resyncs happened.\n\n\
+         | window | length | writes | reads | reconciles | operator CPU |\n| --- | --- | --- | --- | --- | --- |",
+        c.resync_seconds
+    );
+    for (i, w) in s.windows.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            i + 1,
+            secs(w.seconds),
+            w.writes,
+            w.reads,
+            w.reconciles,
+            secs(w.cpu_seconds)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "| **median** | | **{}** | **{}** | | |\n",
+        s.median_writes, s.median_reads
+    );
+
+    let mem = &r.memory;
+    let _ = writeln!(
+        out,
+        "### 5. Memory and CPU\n\n\
+         | | |\n| --- | --- |\n\
+         | peak RSS (VmHWM) of a fresh operator converging {} namespaces, median | {} |\n\
+         | settled RSS (VmRSS) of the long-running operator after the steady-state windows | {} |\n\
+         | peak RSS of that long-running operator (convergence, latency and drift runs behind it) | {} |\n\
+         | operator CPU for the convergence, median | {} |\n",
+        r.namespaces,
+        mib(mem.peak_rss_bytes),
+        mib(mem.settled_rss_bytes),
+        mib(mem.long_run_peak_rss_bytes),
+        secs(r.convergence.median_cpu_seconds)
+    );
+
+    let rs = &r.restart;
+    let _ = writeln!(
+        out,
+        "### 6. Restart\n\n\
+         With {} namespaces converged, SIGTERM the operator and start a new one; time \
+         from its start to its first 200 on `/readyz` (caches synced), and until its reads \
+         stopped (it has re-checked every object it had not seen itself); requests from \
+         the SIGTERM until then.\n\n\
+         | run | ready | caught up | writes | reads | peak RSS | CPU |\n| --- | --- | --- | --- | --- | --- | --- |",
+        r.namespaces
+    );
+    for (i, x) in rs.runs.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            i + 1,
+            secs(x.ready_seconds),
+            secs(x.caught_up_seconds),
+            x.writes,
+            x.reads,
+            mib(x.peak_rss_bytes),
+            secs(x.cpu_seconds)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "| **median** | **{}** | **{}** | **{}** | | | |\n",
+        secs(rs.median_ready_seconds),
+        secs(rs.median_caught_up_seconds),
+        rs.median_writes
+    );
+}
