@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use baseliner_e2e::operator::Operator;
+use baseliner_e2e::write_token_kubeconfig;
 use futures::{StreamExt, TryStreamExt, stream};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use kube::config::Kubeconfig;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -98,7 +98,8 @@ pub async fn setup_identity(
         .and_then(|s| s.token)
         .ok_or_else(|| anyhow!("TokenRequest returned no token"))?;
     let kubeconfig = dir.join("operator.kubeconfig");
-    write_token_kubeconfig(admin_kubeconfig, &kubeconfig, &token)?;
+    let user = format!("system:serviceaccount:{HOME_NAMESPACE}:{OPERATOR_SA}");
+    write_token_kubeconfig(admin_kubeconfig, &kubeconfig, &user, &token, HOME_NAMESPACE)?;
 
     for (name, precedence, verbs) in [
         (
@@ -148,42 +149,6 @@ fn create_or_exists<T>(result: kube::Result<T>) -> Result<()> {
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
         Err(e) => Err(e.into()),
     }
-}
-
-fn write_token_kubeconfig(base: &Path, path: &Path, token: &str) -> Result<()> {
-    let kc = Kubeconfig::read_from(base)?;
-    let context = kc
-        .current_context
-        .as_ref()
-        .and_then(|name| kc.contexts.iter().find(|c| &c.name == name))
-        .and_then(|c| c.context.clone())
-        .ok_or_else(|| anyhow!("{} has no current context", base.display()))?;
-    let cluster = kc
-        .clusters
-        .iter()
-        .find(|c| c.name == context.cluster)
-        .and_then(|c| c.cluster.clone())
-        .ok_or_else(|| anyhow!("{} has no cluster {}", base.display(), context.cluster))?;
-    let user = format!("system:serviceaccount:{HOME_NAMESPACE}:{OPERATOR_SA}");
-    let doc = json!({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "bench", "cluster": cluster}],
-        "users": [{"name": user, "user": {"token": token}}],
-        "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": user}}],
-        "current-context": "bench",
-    });
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.write_all(&serde_json::to_vec_pretty(&doc)?)?;
-    Ok(())
 }
 
 /// Requests the API server dispatched for the operator, by its own metrics.

@@ -596,7 +596,7 @@ pub async fn client_from_kubeconfig(path: &Path) -> Result<Client> {
 
 /// Writes a kubeconfig for `user` with a bearer token, for the cluster of
 /// the current context of `base` (JSON, which kubectl and kube read as YAML).
-fn write_token_kubeconfig(
+pub fn write_token_kubeconfig(
     base: &Path,
     path: &Path,
     user: &str,
