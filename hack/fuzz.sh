@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Bounded fuzzing of validation and rendering (`make fuzz`).
 #
-# With cargo-fuzz and a nightly toolchain: each target in fuzz/ runs for
-# FUZZ_SECONDS (default 60) under libFuzzer, starting from the invalid-profile
-# fixtures and the samples, and the executions and any crash are printed.
-# Without them: the same properties (tests/support/fuzzing.rs) run under
+# Needs cargo-fuzz and a nightly toolchain, and installs them when missing
+# (rustup and cargo install; FUZZ_INSTALL=0 skips that). Each target in
+# fuzz/ runs for FUZZ_SECONDS (default 60) under libFuzzer, starting from the
+# invalid-profile fixtures and the samples, and the executions and any crash
+# are printed. If they cannot be installed: the same properties (tests/support/fuzzing.rs) run under
 # proptest for PROPTEST_CASES cases (default 20000), in release mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,13 @@ cd "$(dirname "$0")/.."
 seconds="${FUZZ_SECONDS:-60}"
 targets=(validate_yaml render_profile)
 
+if ! cargo +nightly fuzz --version >/dev/null 2>&1 && [[ "${FUZZ_INSTALL:-1}" != 0 ]]; then
+  echo "fuzz: installing a nightly toolchain and cargo-fuzz (FUZZ_INSTALL=0 skips this)"
+  if command -v rustup >/dev/null 2>&1; then
+    rustup toolchain install nightly --profile minimal || true
+  fi
+  cargo install cargo-fuzz --locked || true
+fi
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   cases="${PROPTEST_CASES:-20000}"
   echo "fuzz: cargo-fuzz or nightly not available (cargo install cargo-fuzz; rustup toolchain install nightly);"
