@@ -309,7 +309,9 @@ pub async fn create_namespaces(
         .try_collect::<()>()
         .await?;
     let wanted = names.len();
-    let deadline = Instant::now() + Duration::from_secs(60 + wanted as u64 / 20);
+    // kube-controller-manager creates both for each namespace at its
+    // default 20 requests a second per controller.
+    let deadline = Instant::now() + Duration::from_secs(120 + wanted as u64 / 10);
     loop {
         let sas = count_named::<ServiceAccount>(client, "default").await?;
         let cms = count_named::<ConfigMap>(client, "kube-root-ca.crt").await?;
