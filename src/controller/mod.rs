@@ -14,6 +14,7 @@ pub mod report;
 pub mod status;
 pub mod verified;
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -248,14 +249,18 @@ pub async fn run(
         })
         .applied_objects();
 
-    // Any profile change may move any namespace: reconcile them all. The
-    // status writer looks too, so a status edited by hand is put right.
+    // A profile's spec may move any namespace: reconcile them all. Its
+    // status cannot, and the operator writes status all through a
+    // convergence: reconciling every namespace on each of those writes was
+    // quadratic. The status writer looks at every event, so a status edited
+    // by hand is put right.
     let status_ctx = ctx.clone();
+    let mut profile_versions = ProfileVersions::default();
     let profile_trigger = profile_events.filter_map(move |event| {
         future::ready(match event {
-            Ok(_) => {
+            Ok(event) => {
                 status_ctx.reports.changed.notify_one();
-                Some(())
+                profile_versions.moves_namespaces(&event).then_some(())
             }
             Err(error) => {
                 warn!(%error, "profile watch failed; retrying");
@@ -334,6 +339,69 @@ fn error_policy(
     let delay = Duration::from_secs(1u64 << (*count - 1).min(8)).min(Duration::from_secs(300));
     error!(namespace = %name, %error, retry_in_seconds = delay.as_secs(), "reconcile failed");
     Action::requeue(delay)
+}
+
+/// The part of each profile that decides what namespaces hold (its uid,
+/// its spec's generation, whether it is being deleted), to tell the profile
+/// events that may move namespaces from status-only ones.
+#[derive(Debug, Default)]
+struct ProfileVersions {
+    known: HashMap<String, ProfileVersion>,
+    /// Names listed since the last `Init`, while a (re-)list is under way.
+    relisted: Option<HashSet<String>>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct ProfileVersion {
+    uid: Option<String>,
+    generation: Option<i64>,
+    deleting: bool,
+}
+
+impl ProfileVersions {
+    /// Records `event`; true when it may change what a namespace holds.
+    fn moves_namespaces(&mut self, event: &watcher::Event<ProductionProfile>) -> bool {
+        match event {
+            watcher::Event::Init => {
+                self.relisted = Some(HashSet::new());
+                false
+            }
+            watcher::Event::InitApply(profile) => {
+                if let Some(relisted) = &mut self.relisted {
+                    relisted.insert(profile.name_any());
+                }
+                self.record(profile);
+                false
+            }
+            // Whatever changed while the watch was down shows here at once.
+            watcher::Event::InitDone => {
+                if let Some(relisted) = self.relisted.take() {
+                    self.known.retain(|name, _| relisted.contains(name));
+                }
+                true
+            }
+            watcher::Event::Apply(profile) => self.record(profile),
+            watcher::Event::Delete(profile) => {
+                self.known.remove(&profile.name_any());
+                true
+            }
+        }
+    }
+
+    /// True when the profile is new or its spec or deletion changed.
+    fn record(&mut self, profile: &ProductionProfile) -> bool {
+        let version = ProfileVersion {
+            uid: profile.metadata.uid.clone(),
+            generation: profile.metadata.generation,
+            deleting: profile.metadata.deletion_timestamp.is_some(),
+        };
+        // Without a generation (never from a real API server) every event
+        // counts as a change.
+        let unchanged =
+            version.generation.is_some() && self.known.get(&profile.name_any()) == Some(&version);
+        self.known.insert(profile.name_any(), version);
+        !unchanged
+    }
 }
 
 /// Cache names, as `/readyz` reports them.
@@ -456,5 +524,78 @@ async fn watch_managed(
                 warn!(kind = kind.as_str(), %error, "watch of managed objects failed; retrying")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::watcher::Event;
+
+    fn profile(name: &str, uid: &str, generation: i64) -> ProductionProfile {
+        let mut profile: ProductionProfile = serde_json::from_value(serde_json::json!({
+            "apiVersion": "baseliner.dev/v1alpha1",
+            "kind": "ProductionProfile",
+            "metadata": {"name": name, "uid": uid, "generation": generation},
+            "spec": {"namespaces": {"selector": {"matchLabels": {"tier": "prod"}}}},
+        }))
+        .expect("a valid profile");
+        profile
+    }
+
+    #[test]
+    fn only_spec_identity_and_deletion_move_namespaces() {
+        let mut versions = ProfileVersions::default();
+        assert!(!versions.moves_namespaces(&Event::Init));
+        assert!(!versions.moves_namespaces(&Event::InitApply(profile("a", "u1", 1))));
+        assert!(
+            versions.moves_namespaces(&Event::InitDone),
+            "the first list"
+        );
+
+        // The operator's own status write: same uid and generation.
+        assert!(!versions.moves_namespaces(&Event::Apply(profile("a", "u1", 1))));
+        assert!(
+            versions.moves_namespaces(&Event::Apply(profile("a", "u1", 2))),
+            "spec edited"
+        );
+        assert!(
+            versions.moves_namespaces(&Event::Apply(profile("b", "u2", 1))),
+            "new profile"
+        );
+        assert!(
+            versions.moves_namespaces(&Event::Apply(profile("a", "u3", 1))),
+            "deleted and created again under the same name"
+        );
+        let mut deleting = profile("b", "u2", 1);
+        deleting.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Default::default()),
+        );
+        assert!(versions.moves_namespaces(&Event::Apply(deleting)));
+        assert!(versions.moves_namespaces(&Event::Delete(profile("b", "u2", 1))));
+        // Gone from the record: seen again, it is new.
+        assert!(versions.moves_namespaces(&Event::Apply(profile("b", "u2", 1))));
+    }
+
+    #[test]
+    fn a_relist_forgets_profiles_it_no_longer_lists() {
+        let mut versions = ProfileVersions::default();
+        for event in [
+            Event::Init,
+            Event::InitApply(profile("a", "u1", 1)),
+            Event::InitApply(profile("b", "u2", 1)),
+            Event::InitDone,
+        ] {
+            versions.moves_namespaces(&event);
+        }
+        // After a 410 the watch re-lists; `b` was deleted meanwhile.
+        versions.moves_namespaces(&Event::Init);
+        versions.moves_namespaces(&Event::InitApply(profile("a", "u1", 1)));
+        assert!(versions.moves_namespaces(&Event::InitDone));
+        assert!(!versions.moves_namespaces(&Event::Apply(profile("a", "u1", 1))));
+        assert!(
+            versions.moves_namespaces(&Event::Apply(profile("b", "u2", 1))),
+            "b was forgotten at the re-list, so it is new again"
+        );
     }
 }
