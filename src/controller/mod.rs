@@ -533,14 +533,13 @@ mod tests {
     use kube::runtime::watcher::Event;
 
     fn profile(name: &str, uid: &str, generation: i64) -> ProductionProfile {
-        let mut profile: ProductionProfile = serde_json::from_value(serde_json::json!({
+        serde_json::from_value(serde_json::json!({
             "apiVersion": "baseliner.dev/v1alpha1",
             "kind": "ProductionProfile",
             "metadata": {"name": name, "uid": uid, "generation": generation},
             "spec": {"namespaces": {"selector": {"matchLabels": {"tier": "prod"}}}},
         }))
-        .expect("a valid profile");
-        profile
+        .expect("a valid profile")
     }
 
     #[test]
