@@ -371,7 +371,7 @@ async fn ensure_object(
     let current_json = serde_json::to_value(&current).unwrap_or_default();
     if desired_matches_live(&comparable_part(desired), &current_json) {
         let rv = current.resource_version().unwrap_or_default();
-        ctx.verified.record(key.clone(), rv, fingerprint);
+        ctx.verified.record(key, &rv, fingerprint);
         return Ok(ObjectOutcome::InSync);
     }
     if !enforce {
@@ -408,8 +408,8 @@ async fn apply(
     ctx.metrics.applied(key.kind);
     debug!(%key, "applied");
     ctx.verified.record(
-        key.clone(),
-        applied.resource_version().unwrap_or_default(),
+        key,
+        &applied.resource_version().unwrap_or_default(),
         fingerprint,
     );
     Ok(())
