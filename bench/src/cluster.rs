@@ -247,27 +247,46 @@ pub fn request_diff(
     diff
 }
 
-/// Waits until the operator's request counts stop moving for `quiet`
-/// (bounded by `timeout`); returns them and when they last moved.
+/// Which of the operator's request counts must stop moving.
+#[derive(Clone, Copy, Debug)]
+pub enum Settle {
+    /// Reads and writes.
+    All,
+    /// Writes only: after a convergence, kube-controller-manager fills in
+    /// every ResourceQuota's status at its own pace (20 requests a second),
+    /// and the operator reads each quota once as its version moves.
+    Writes,
+}
+
+/// Waits until the operator's request counts (all, or its writes) stop
+/// moving for `quiet` (bounded by `timeout`); returns them and when they
+/// last moved.
 pub async fn settled_requests(
     client: &Client,
+    settle: Settle,
     quiet: Duration,
     timeout: Duration,
 ) -> Result<(Requests, Instant)> {
     let deadline = Instant::now() + timeout;
+    let moving = |r: &Requests| match settle {
+        Settle::All => (r.writes, r.reads),
+        Settle::Writes => (r.writes, 0),
+    };
     let mut last = operator_requests(client).await?;
     let mut moved = Instant::now();
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let now = operator_requests(client).await?;
-        if now != last {
-            last = now;
+        if moving(&now) != moving(&last) {
             moved = Instant::now();
         } else if moved.elapsed() >= quiet {
-            return Ok((last, moved));
+            return Ok((now, moved));
         }
+        last = now;
         if Instant::now() > deadline {
-            bail!("the operator's requests did not settle within {timeout:?} (last {last:?})");
+            bail!(
+                "the operator's requests did not settle ({settle:?}) within {timeout:?} (last {last:?})"
+            );
         }
     }
 }

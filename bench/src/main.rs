@@ -37,7 +37,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
-use cluster::{Requests, RunningOperator, operator_requests, settled_requests};
+use cluster::{Requests, RunningOperator, Settle, operator_requests, settled_requests};
 use floor::{Item, Method};
 use report::{
     ConvergenceRun, FloorRun, FloorSweepPoint, Report, RestartRun, SteadyWindow, median, median_u64,
@@ -530,6 +530,7 @@ impl Bench {
             // let it finish so only the convergence is measured.
             let (before, _) = settled_requests(
                 &self.admin,
+                Settle::All,
                 Duration::from_secs(2),
                 Duration::from_secs(120),
             )
@@ -554,6 +555,7 @@ impl Bench {
             tracker::verify_by_listing(&self.admin, &self.tracker, &self.names).await?;
             let (after, _) = settled_requests(
                 &self.admin,
+                Settle::Writes,
                 Duration::from_secs(3),
                 Duration::from_secs(300),
             )
@@ -859,7 +861,7 @@ impl Bench {
         // Quiet for longer than the status writer's longest delay (one
         // resync), so nothing from the drift runs is still on its way.
         let quiet = Duration::from_secs(self.config.resync_seconds + 2);
-        settled_requests(&self.admin, quiet, Duration::from_secs(600)).await?;
+        settled_requests(&self.admin, Settle::All, quiet, Duration::from_secs(600)).await?;
         let window = Duration::from_secs(2 * self.config.resync_seconds + 5);
         let mut windows = Vec::new();
         for w in 0..self.config.runs {
@@ -908,6 +910,7 @@ impl Bench {
         for r in 0..self.config.runs {
             let (before, _) = settled_requests(
                 &self.admin,
+                Settle::All,
                 Duration::from_secs(3),
                 Duration::from_secs(300),
             )
@@ -923,6 +926,7 @@ impl Bench {
             let ready_seconds = ready.saturating_duration_since(next.started).as_secs_f64();
             let (after, last_moved) = settled_requests(
                 &self.admin,
+                Settle::All,
                 Duration::from_secs(3),
                 Duration::from_secs(600),
             )

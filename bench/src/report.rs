@@ -540,7 +540,10 @@ fn section(out: &mut String, r: &Report) {
         "| **median** | **{}** | **{}** | **{}** | **{:.2}** | **{}** | **{}** | **{}** | **{}** | **{}** |\n\n\
          Ratio of the medians, operator / floor: **{:.2}** (goal ≤ 1.2). The operator's \
          minimum is {} writes ({} per namespace); the floor's client CPU includes the \
-         benchmark's own watches, which took {} (median) while the operator converged.\n",
+         benchmark's own watches, which took {} (median) while the operator converged. \
+         Requests are counted until the operator's writes stop; its reads go on while \
+         kube-controller-manager fills in each ResourceQuota's status (20 requests a \
+         second), as the operator reads each quota once when its version moves.\n",
         secs(f.median_seconds),
         secs(f.create_median_seconds),
         secs(r.convergence.median_seconds),

@@ -182,7 +182,7 @@ pub async fn run(
         watcher::Config::default(),
     )
     .default_backoff()
-    .modify(|p| p.managed_fields_mut().clear())
+    .modify(|p| p.metadata.managed_fields = None)
     .reflect(profile_writer)
     .inspect(mark_listed(&caches, PROFILES));
 
@@ -192,7 +192,15 @@ pub async fn run(
         watcher::Config::default().page_size(500),
     )
     .default_backoff()
-    .modify(|n| n.managed_fields_mut().clear())
+    .modify(|n| {
+        // Kept for every namespace in the cluster: drop what reconciling
+        // never reads (a namespace made by `kubectl apply` carries its whole
+        // manifest in an annotation).
+        n.metadata.managed_fields = None;
+        if let Some(annotations) = n.metadata.annotations.as_mut() {
+            annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+        }
+    })
     .reflect(namespace_writer)
     .inspect(mark_listed(&caches, NAMESPACES));
 
