@@ -192,15 +192,7 @@ pub async fn run(
         watcher::Config::default().page_size(500),
     )
     .default_backoff()
-    .modify(|n| {
-        // Kept for every namespace in the cluster: drop what reconciling
-        // never reads (a namespace made by `kubectl apply` carries its whole
-        // manifest in an annotation).
-        n.metadata.managed_fields = None;
-        if let Some(annotations) = n.metadata.annotations.as_mut() {
-            annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
-        }
-    })
+    .modify(keep_what_reconciling_reads)
     .reflect(namespace_writer)
     .inspect(mark_listed(&caches, NAMESPACES));
 
@@ -312,6 +304,24 @@ pub async fn run(
     Ok(())
 }
 
+/// The namespace cache holds every namespace in the cluster: keep only what
+/// reconciling reads (name, labels, our own annotations, resourceVersion,
+/// deletionTimestamp). A namespace made by `kubectl apply` carries its whole
+/// manifest in an annotation, and at 10,000 namespaces every field counts.
+fn keep_what_reconciling_reads(namespace: &mut PartialObjectMeta<Namespace>) {
+    let meta = &mut namespace.metadata;
+    meta.managed_fields = None;
+    meta.uid = None;
+    meta.creation_timestamp = None;
+    meta.generate_name = None;
+    meta.owner_references = None;
+    meta.finalizers = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.retain(|key, _| key.starts_with(OWN_ANNOTATION_PREFIX));
+    }
+    namespace.types = None;
+}
+
 async fn reconcile_with_metrics(
     namespace: Arc<PartialObjectMeta<Namespace>>,
     ctx: Arc<Context>,
@@ -415,6 +425,8 @@ impl ProfileVersions {
 /// Cache names, as `/readyz` reports them.
 pub const PROFILES: &str = "productionprofiles";
 pub const NAMESPACES: &str = "namespaces";
+/// The annotations baseliner writes on namespaces all start with this.
+const OWN_ANNOTATION_PREFIX: &str = "baseliner.dev/";
 
 /// Marks `name` synced at the first `InitDone` of a reflected watch (the
 /// store has taken the whole list by then).
@@ -548,6 +560,42 @@ mod tests {
             "spec": {"namespaces": {"selector": {"matchLabels": {"tier": "prod"}}}},
         }))
         .expect("a valid profile")
+    }
+
+    #[test]
+    fn the_namespace_cache_keeps_what_reconciling_reads() {
+        let mut namespace: PartialObjectMeta<Namespace> =
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "meta.k8s.io/v1",
+                "kind": "PartialObjectMetadata",
+                "metadata": {
+                    "name": "shop",
+                    "uid": "0b5f",
+                    "resourceVersion": "42",
+                    "creationTimestamp": "2026-01-01T00:00:00Z",
+                    "deletionTimestamp": "2026-01-02T00:00:00Z",
+                    "labels": {"tier": "prod"},
+                    "annotations": {
+                        "baseliner.dev/profile": "strict",
+                        "kubectl.kubernetes.io/last-applied-configuration": "{}",
+                        "team.example.com/owner": "shop",
+                    },
+                    "managedFields": [{"manager": "kubectl", "operation": "Apply"}],
+                },
+            }))
+            .expect("a namespace");
+        keep_what_reconciling_reads(&mut namespace);
+        let kept = serde_json::to_value(&namespace.metadata).expect("serializable");
+        assert_eq!(
+            kept,
+            serde_json::json!({
+                "name": "shop",
+                "resourceVersion": "42",
+                "deletionTimestamp": "2026-01-02T00:00:00Z",
+                "labels": {"tier": "prod"},
+                "annotations": {"baseliner.dev/profile": "strict"},
+            })
+        );
     }
 
     #[test]
