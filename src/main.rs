@@ -5,8 +5,8 @@ use baseliner::cli::{self, Cli};
 use clap::Parser;
 
 /// glibc's malloc keeps an arena per worker thread and hands little back:
-/// at 10,000 namespaces the operator's RSS settled about 25 MB higher with
-/// it than with mimalloc (BENCHMARKS.md).
+/// at 10,000 namespaces the operator's RSS was 15-25 MB higher with it than
+/// with mimalloc, side by side.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
