@@ -9,6 +9,7 @@
 
 pub mod compare;
 pub mod index;
+pub mod namespace;
 pub mod reconcile;
 pub mod report;
 pub mod status;
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::channel::mpsc;
-use futures::{StreamExt, future};
+use futures::{StreamExt, TryStreamExt, future};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, PartialObjectMeta};
@@ -39,6 +40,7 @@ use crate::metrics::Metrics;
 use crate::render::RenderOptions;
 use crate::selection::SelectionContext;
 use index::{ManagedIndex, ManagedKind};
+use namespace::CachedNamespace;
 use report::Reports;
 use status::EventBatcher;
 use verified::VerifiedObjects;
@@ -110,7 +112,7 @@ pub struct Context {
     pub client: Client,
     pub config: Config,
     pub profiles: Store<ProductionProfile>,
-    pub namespaces: Store<PartialObjectMeta<Namespace>>,
+    pub namespaces: Store<CachedNamespace>,
     pub managed: ManagedIndex,
     pub verified: VerifiedObjects,
     pub reports: Reports,
@@ -186,17 +188,17 @@ pub async fn run(
     .reflect(profile_writer)
     .inspect(mark_listed(&caches, PROFILES));
 
-    let (namespaces, namespace_writer) = reflector::store::<PartialObjectMeta<Namespace>>();
+    let (namespaces, namespace_writer) = reflector::store::<CachedNamespace>();
     let namespace_events = watcher(
         Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
         watcher::Config::default().page_size(500),
     )
     .default_backoff()
-    .modify(keep_what_reconciling_reads)
+    .map_ok(cache_namespaces)
     .reflect(namespace_writer)
     .inspect(mark_listed(&caches, NAMESPACES));
 
-    let (trigger_tx, trigger_rx) = mpsc::unbounded::<ObjectRef<PartialObjectMeta<Namespace>>>();
+    let (trigger_tx, trigger_rx) = mpsc::unbounded::<ObjectRef<CachedNamespace>>();
     let (resync_all_tx, resync_all_rx) = mpsc::unbounded::<()>();
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -304,26 +306,22 @@ pub async fn run(
     Ok(())
 }
 
-/// The namespace cache holds every namespace in the cluster: keep only what
-/// reconciling reads (name, labels, our own annotations, resourceVersion,
-/// deletionTimestamp). A namespace made by `kubectl apply` carries its whole
-/// manifest in an annotation, and at 10,000 namespaces every field counts.
-fn keep_what_reconciling_reads(namespace: &mut PartialObjectMeta<Namespace>) {
-    let meta = &mut namespace.metadata;
-    meta.managed_fields = None;
-    meta.uid = None;
-    meta.creation_timestamp = None;
-    meta.generate_name = None;
-    meta.owner_references = None;
-    meta.finalizers = None;
-    if let Some(annotations) = meta.annotations.as_mut() {
-        annotations.retain(|key, _| key.starts_with(OWN_ANNOTATION_PREFIX));
+/// Watch events of namespaces, as the namespace cache keeps them.
+fn cache_namespaces(
+    event: watcher::Event<PartialObjectMeta<Namespace>>,
+) -> watcher::Event<CachedNamespace> {
+    use watcher::Event;
+    match event {
+        Event::Init => Event::Init,
+        Event::InitApply(namespace) => Event::InitApply(namespace.into()),
+        Event::InitDone => Event::InitDone,
+        Event::Apply(namespace) => Event::Apply(namespace.into()),
+        Event::Delete(namespace) => Event::Delete(namespace.into()),
     }
-    namespace.types = None;
 }
 
 async fn reconcile_with_metrics(
-    namespace: Arc<PartialObjectMeta<Namespace>>,
+    namespace: Arc<CachedNamespace>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
     let started = std::time::Instant::now();
@@ -345,11 +343,7 @@ async fn reconcile_with_metrics(
 /// Retries a failed namespace with exponential backoff (1 s doubling to 5
 /// minutes); kube does not tell us about successes, so we count failures
 /// ourselves and reset on success.
-fn error_policy(
-    namespace: Arc<PartialObjectMeta<Namespace>>,
-    error: &Error,
-    ctx: Arc<Context>,
-) -> Action {
+fn error_policy(namespace: Arc<CachedNamespace>, error: &Error, ctx: Arc<Context>) -> Action {
     let name = namespace.name_any();
     let mut failures = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
     let count = failures.entry(name.clone()).or_insert(0);
@@ -425,8 +419,6 @@ impl ProfileVersions {
 /// Cache names, as `/readyz` reports them.
 pub const PROFILES: &str = "productionprofiles";
 pub const NAMESPACES: &str = "namespaces";
-/// The annotations baseliner writes on namespaces all start with this.
-const OWN_ANNOTATION_PREFIX: &str = "baseliner.dev/";
 
 /// Marks `name` synced at the first `InitDone` of a reflected watch (the
 /// store has taken the whole list by then).
@@ -480,7 +472,7 @@ impl Backoff for BoundedBackoff {
 async fn watch_managed(
     ctx: Arc<Context>,
     kind: ManagedKind,
-    trigger: mpsc::UnboundedSender<ObjectRef<PartialObjectMeta<Namespace>>>,
+    trigger: mpsc::UnboundedSender<ObjectRef<CachedNamespace>>,
     resync_all: mpsc::UnboundedSender<()>,
 ) {
     let api: Api<PartialObjectMeta<DynamicObject>> =
@@ -560,42 +552,6 @@ mod tests {
             "spec": {"namespaces": {"selector": {"matchLabels": {"tier": "prod"}}}},
         }))
         .expect("a valid profile")
-    }
-
-    #[test]
-    fn the_namespace_cache_keeps_what_reconciling_reads() {
-        let mut namespace: PartialObjectMeta<Namespace> =
-            serde_json::from_value(serde_json::json!({
-                "apiVersion": "meta.k8s.io/v1",
-                "kind": "PartialObjectMetadata",
-                "metadata": {
-                    "name": "shop",
-                    "uid": "0b5f",
-                    "resourceVersion": "42",
-                    "creationTimestamp": "2026-01-01T00:00:00Z",
-                    "deletionTimestamp": "2026-01-02T00:00:00Z",
-                    "labels": {"tier": "prod"},
-                    "annotations": {
-                        "baseliner.dev/profile": "strict",
-                        "kubectl.kubernetes.io/last-applied-configuration": "{}",
-                        "team.example.com/owner": "shop",
-                    },
-                    "managedFields": [{"manager": "kubectl", "operation": "Apply"}],
-                },
-            }))
-            .expect("a namespace");
-        keep_what_reconciling_reads(&mut namespace);
-        let kept = serde_json::to_value(&namespace.metadata).expect("serializable");
-        assert_eq!(
-            kept,
-            serde_json::json!({
-                "name": "shop",
-                "resourceVersion": "42",
-                "deletionTimestamp": "2026-01-02T00:00:00Z",
-                "labels": {"tier": "prod"},
-                "annotations": {"baseliner.dev/profile": "strict"},
-            })
-        );
     }
 
     #[test]

@@ -12,13 +12,14 @@ use std::sync::Arc;
 use futures::future::join_all;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, DynamicObject, PartialObjectMeta, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 use tracing::{debug, info, warn};
 
 use super::compare::{comparable_part, desired_matches_live};
 use super::index::{DELETION_POLICY_ANNOTATION, LiveObject, ManagedKind, ObjectKey, WatchState};
+use super::namespace::CachedNamespace;
 use super::report::{NamespaceReport, Problem};
 use super::{Context, Error};
 use crate::api::{
@@ -45,7 +46,7 @@ enum ObjectOutcome {
 }
 
 pub async fn reconcile_namespace(
-    namespace: Arc<PartialObjectMeta<Namespace>>,
+    namespace: Arc<CachedNamespace>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
     let name = namespace.name_any();
@@ -62,7 +63,7 @@ pub async fn reconcile_namespace(
         // would prune everything baseliner made there (on every restart).
         return Ok(Action::requeue(std::time::Duration::from_millis(200)));
     }
-    if namespace.metadata.deletion_timestamp.is_some() {
+    if namespace.is_terminating() {
         // Everything inside goes with the namespace; recreating would only
         // race the namespace controller.
         ctx.reports.forget(&name);
@@ -70,7 +71,7 @@ pub async fn reconcile_namespace(
     }
     let info = NamespaceInfo {
         name: name.clone(),
-        labels: namespace.labels().clone(),
+        labels: namespace.labels(),
     };
     let profiles = ctx.profiles.state();
     let ownership = decide_owner(
@@ -112,7 +113,7 @@ async fn reconcile_owned(
     ctx: &Context,
     profile: &ProductionProfile,
     info: &NamespaceInfo,
-    namespace: &PartialObjectMeta<Namespace>,
+    namespace: &CachedNamespace,
     live: &BTreeMap<ObjectKey, LiveObject>,
     report: &mut NamespaceReport,
 ) -> Result<(), Error> {
@@ -279,19 +280,19 @@ async fn reconcile_owned(
 /// the profile that put it there is in Audit mode (Audit never writes).
 async fn release_unowned(
     ctx: &Context,
-    namespace: &PartialObjectMeta<Namespace>,
+    namespace: &CachedNamespace,
     live: &BTreeMap<ObjectKey, LiveObject>,
     profiles: &BTreeMap<String, &ProductionProfile>,
     report: &mut NamespaceReport,
 ) -> Result<(), Error> {
-    let audited = |profile: Option<&String>| {
+    let audited = |profile: Option<&str>| {
         profile
             .and_then(|p| profiles.get(p))
             .is_some_and(|p| p.spec.mode == Mode::Audit)
     };
     let mut first_error = None;
     for (key, object) in live {
-        if audited(object.profile.as_ref()) {
+        if audited(object.profile.as_deref()) {
             continue;
         }
         match prune(ctx, key, object).await {
@@ -309,16 +310,9 @@ async fn release_unowned(
             }
         }
     }
-    let marked_by = namespace.annotations().get(PROFILE_LABEL);
-    if namespace
-        .annotations()
-        .contains_key(POD_SECURITY_ANNOTATION)
-        && !audited(marked_by)
-    {
-        let orphan = namespace
-            .annotations()
-            .get(DELETION_POLICY_ANNOTATION)
-            .is_some_and(|p| p == "Orphan");
+    let marked_by = namespace.annotation(PROFILE_LABEL);
+    if namespace.annotation(POD_SECURITY_ANNOTATION).is_some() && !audited(marked_by) {
+        let orphan = namespace.annotation(DELETION_POLICY_ANNOTATION) == Some("Orphan");
         if let Err(error) = release_namespace_labels(ctx, namespace, orphan).await {
             first_error.get_or_insert(error);
         }
@@ -465,16 +459,13 @@ async fn prune(
 async fn ensure_namespace_labels(
     ctx: &Context,
     profile: &ProductionProfile,
-    namespace: &PartialObjectMeta<Namespace>,
+    namespace: &CachedNamespace,
     desired: &BTreeMap<String, String>,
     enforce: bool,
 ) -> Result<ObjectOutcome, Error> {
     let name = namespace.name_any();
     if desired.is_empty() {
-        if namespace
-            .annotations()
-            .contains_key(POD_SECURITY_ANNOTATION)
-        {
+        if namespace.annotation(POD_SECURITY_ANNOTATION).is_some() {
             if !enforce {
                 return Ok(ObjectOutcome::Drifted(
                     "Pod Security labels would be removed".to_owned(),
@@ -491,20 +482,20 @@ async fn ensure_namespace_labels(
     }
     let keys: BTreeSet<&str> = desired.keys().map(String::as_str).collect();
     let marker = keys.into_iter().collect::<Vec<_>>().join(",");
-    let labels = namespace.labels();
-    let annotations = namespace.annotations();
     let policy = format!("{:?}", profile.spec.deletion_policy);
-    let in_sync = desired.iter().all(|(k, v)| labels.get(k) == Some(v))
-        && annotations.get(POD_SECURITY_ANNOTATION) == Some(&marker)
-        && annotations.get(PROFILE_LABEL) == Some(&profile.name_any())
-        && annotations.get(DELETION_POLICY_ANNOTATION) == Some(&policy);
+    let in_sync = desired
+        .iter()
+        .all(|(k, v)| namespace.label(k) == Some(v.as_str()))
+        && namespace.annotation(POD_SECURITY_ANNOTATION) == Some(marker.as_str())
+        && namespace.annotation(PROFILE_LABEL) == Some(profile.name_any().as_str())
+        && namespace.annotation(DELETION_POLICY_ANNOTATION) == Some(policy.as_str());
     if in_sync {
         return Ok(ObjectOutcome::InSync);
     }
     if !enforce {
         let differing: Vec<String> = desired
             .iter()
-            .filter(|(k, v)| labels.get(*k) != Some(*v))
+            .filter(|(k, v)| namespace.label(k) != Some(v.as_str()))
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         if differing.is_empty() {
@@ -553,7 +544,7 @@ async fn ensure_namespace_labels(
 /// and the namespace cache has not caught up.
 async fn release_namespace_labels(
     ctx: &Context,
-    namespace: &PartialObjectMeta<Namespace>,
+    namespace: &CachedNamespace,
     orphan: bool,
 ) -> Result<bool, Error> {
     let name = namespace.name_any();

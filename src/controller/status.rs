@@ -287,12 +287,12 @@ async fn write_statuses(ctx: &Context) {
     let mut owned: HashMap<String, Vec<String>> = HashMap::new();
     let mut lost: HashMap<String, Vec<(String, String)>> = HashMap::new();
     for namespace in &namespaces {
-        if namespace.metadata.deletion_timestamp.is_some() {
+        if namespace.is_terminating() {
             continue;
         }
         let info = NamespaceInfo {
             name: namespace.name_any(),
-            labels: namespace.labels().clone(),
+            labels: namespace.labels(),
         };
         let ownership = decide_owner(
             profiles.iter().map(Arc::as_ref),
