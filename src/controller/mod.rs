@@ -4,6 +4,7 @@
 //! - [`reconcile`]: the per-namespace pipeline (the only place that writes
 //!   managed objects).
 //! - [`index`]: metadata-only view of every managed object, by namespace.
+//! - [`namespace`]: the namespace cache's compact type.
 //! - [`status`]: per-profile status and Events.
 //! - [`compare`]: pure desired-versus-live comparison.
 
