@@ -72,9 +72,10 @@ impl CachedNamespace {
     }
 
     fn name_label(&self) -> Option<&str> {
-        self.has_name_label
-            .then_some(self.metadata.name.as_deref())
-            .flatten()
+        self.metadata
+            .name
+            .as_deref()
+            .filter(|_| self.has_name_label)
     }
 }
 
