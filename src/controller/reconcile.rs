@@ -395,18 +395,36 @@ async fn apply(
     fingerprint: u64,
 ) -> Result<(), Error> {
     let params = PatchParams::apply(MANAGER_NAME).force();
-    let applied = api
+    let mut request = kube::core::Request::new(api.resource_url())
         .patch(&key.name, &params, &Patch::Apply(desired))
+        .map_err(|error| Error::kube("apply", key)(kube::Error::BuildRequest(error)))?;
+    request.extensions_mut().insert("patch");
+    // The answer is the whole object, managedFields included; only its
+    // resourceVersion is needed. Parsing all of it was 6% of the operator's
+    // CPU while converging 10,000 namespaces.
+    let applied: AppliedObject = ctx
+        .client
+        .request(request)
         .await
         .map_err(Error::kube("apply", key))?;
     ctx.metrics.applied(key.kind);
     debug!(%key, "applied");
-    ctx.verified.record(
-        key,
-        &applied.resource_version().unwrap_or_default(),
-        fingerprint,
-    );
+    ctx.verified
+        .record(key, &applied.metadata.resource_version, fingerprint);
     Ok(())
+}
+
+/// The part of an apply's answer baseliner reads.
+#[derive(serde::Deserialize)]
+struct AppliedObject {
+    metadata: AppliedMetadata,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AppliedMetadata {
+    #[serde(default)]
+    resource_version: String,
 }
 
 /// Removes an object that is no longer desired, or orphans it (drops the
@@ -633,10 +651,23 @@ fn describe_drift(desired: &Value, live: &Value) -> String {
 
 /// Stable within one process: identifies what we last applied.
 fn fingerprint(desired: &Value) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    desired.to_string().hash(&mut hasher);
-    hasher.finish()
+    use std::hash::Hasher;
+    /// Feeds serialized JSON straight into the hasher, without building
+    /// the string first.
+    struct HashWriter(std::collections::hash_map::DefaultHasher);
+    impl std::io::Write for HashWriter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.write(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut writer = HashWriter(Default::default());
+    // Writing a Value to a writer that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut writer, desired);
+    writer.0.finish()
 }
 
 /// After a namespace is deleted, removes what served it from elsewhere
@@ -656,5 +687,29 @@ pub async fn release_departed(ctx: &Context, namespace: &str) {
             Ok(Some(action)) => info!(%key, action, "namespace deleted; released what served it"),
             Err(error) => warn!(%key, %error, "releasing object of a deleted namespace failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_follows_content() {
+        let object = json!({"kind": "LimitRange", "spec": {"limits": [{"type": "Container"}]}});
+        assert_eq!(fingerprint(&object), fingerprint(&object.clone()));
+        let mut changed = object.clone();
+        changed["spec"]["limits"][0]["type"] = json!("Pod");
+        assert_ne!(fingerprint(&object), fingerprint(&changed));
+    }
+
+    #[test]
+    fn apply_answer_reads_only_the_resource_version() {
+        let answer = r#"{"apiVersion":"v1","kind":"ResourceQuota","metadata":{"name":"baseline","namespace":"shop","resourceVersion":"4711","managedFields":[{"manager":"baseliner","operation":"Apply","fieldsType":"FieldsV1","fieldsV1":{"f:spec":{"f:hard":{}}}}]},"spec":{"hard":{"pods":"20"}},"status":{}}"#;
+        let applied: AppliedObject = serde_json::from_str(answer).unwrap();
+        assert_eq!(applied.metadata.resource_version, "4711");
+        let missing: AppliedObject = serde_json::from_str(r#"{"metadata":{}}"#).unwrap();
+        assert_eq!(missing.metadata.resource_version, "");
+        assert!(serde_json::from_str::<AppliedObject>(r#"{"kind":"Status"}"#).is_err());
     }
 }
