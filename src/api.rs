@@ -23,6 +23,24 @@ pub const PROFILE_LABEL: &str = "baseliner.dev/profile";
 /// Label naming the namespace a managed object serves, for objects that live
 /// elsewhere (Velero Schedules live in the Velero namespace).
 pub const NAMESPACE_LABEL: &str = "baseliner.dev/namespace";
+/// Annotation recording the owning profile's deletion policy on each managed
+/// object (and on a namespace whose Pod Security labels baseliner set), so
+/// it can be pruned correctly even after its profile is gone.
+pub const DELETION_POLICY_ANNOTATION: &str = "baseliner.dev/deletion-policy";
+/// Annotation on a Namespace listing the Pod Security labels baseliner set,
+/// so it can tell its own labels from anyone else's.
+pub const POD_SECURITY_ANNOTATION: &str = "baseliner.dev/pod-security-labels";
+/// Label every namespace carries with its own name (set by the API server).
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+/// The Pod Security Admission labels a profile may set on a namespace.
+pub const POD_SECURITY_LABELS: [&str; 6] = [
+    "pod-security.kubernetes.io/enforce",
+    "pod-security.kubernetes.io/enforce-version",
+    "pod-security.kubernetes.io/audit",
+    "pod-security.kubernetes.io/audit-version",
+    "pod-security.kubernetes.io/warn",
+    "pod-security.kubernetes.io/warn-version",
+];
 /// Most namespaces listed in `status.nonCompliant`; the counts stay exact.
 pub const MAX_REPORTED_NAMESPACES: usize = 20;
 
@@ -549,8 +567,7 @@ pub struct ProductionProfileStatus {
     pub observed_generation: Option<i64>,
 
     /// `Ready` (every owned namespace complies), `Reconciling` (work in
-    /// progress) and `Stalled` (cannot progress without a change), plus
-    /// `RoleBindingsRefused` and `BackupsReady` where they apply.
+    /// progress) and `Stalled` (cannot progress without a change).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 

@@ -13,12 +13,13 @@ use kube::CustomResourceExt;
 use serde_json::{Value, json};
 use thiserror::Error;
 
-use crate::api::ProductionProfile;
+use crate::api::{NAMESPACE_NAME_LABEL, ProductionProfile};
+use crate::namespace::NamespaceInfo;
 use crate::render::{
-    DEFAULT_ALLOWED_CLUSTER_ROLES, NAMESPACE_NAME_LABEL, NamespaceInfo, RenderOptions,
-    is_dns1123_label, render_namespace,
+    DEFAULT_ALLOWED_CLUSTER_ROLES, RenderOptions, namespace_object, render_namespace,
 };
 use crate::selection::{SelectionContext, selects};
+use crate::syntax::{check_label_key, check_label_value, is_dns1123_label};
 use crate::validate::{self, DocumentReport};
 
 /// Exit code when a profile does not select the namespace given to `render`.
@@ -287,14 +288,10 @@ fn render(args: &RenderArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
     let rendered = render_namespace(profile, &namespace, &options);
     let mut objects = Vec::new();
     if !rendered.namespace_labels.is_empty() {
-        objects.push(json!({
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {
-                "name": namespace.name,
-                "labels": rendered.namespace_labels,
-            },
-        }));
+        objects.push(namespace_object(
+            &namespace.name,
+            &rendered.namespace_labels,
+        ));
     }
     objects.extend(rendered.objects.iter().map(|object| object.to_json()));
     write_objects(&objects, args.output, out)?;
@@ -355,9 +352,8 @@ fn namespace_info(args: &RenderArgs) -> Result<NamespaceInfo, Error> {
             value: value.clone(),
             reason,
         };
-        validate::check_label_key(key).map_err(|why| invalid(format!("invalid key: {why}")))?;
-        validate::check_label_value(value)
-            .map_err(|why| invalid(format!("invalid value: {why}")))?;
+        check_label_key(key).map_err(|why| invalid(format!("invalid key: {why}")))?;
+        check_label_value(value).map_err(|why| invalid(format!("invalid value: {why}")))?;
     }
     labels.insert(NAMESPACE_NAME_LABEL.to_owned(), args.namespace.clone());
     Ok(NamespaceInfo {

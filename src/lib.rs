@@ -1,28 +1,44 @@
 //! baseliner: reconcile namespaces to a declared production baseline.
 //!
-//! - [`api`]: the `ProductionProfile` types, the source of the CRD.
-//! - [`controller`]: watches, the per-namespace reconcile, status and Events.
+//! The vocabulary, which everything else points down at:
+//! - [`api`]: the `ProductionProfile` types, the source of the CRD, and the
+//!   label and annotation keys baseliner writes.
+//! - [`kind`]: the kinds of object baseliner manages; [`reason`]: the
+//!   reasons it gives in status and Events.
+//! - [`namespace`]: the view of a namespace that rendering and selection
+//!   take; [`syntax`]: Kubernetes syntax (names, labels, selectors, CIDRs,
+//!   quantities, durations); [`cron`]: Velero's cron; [`template`]: subject
+//!   name templates; [`velero`]: the Velero Schedule type.
+//!
+//! The pure steps:
+//! - [`selection`]: which profile owns which namespace.
+//! - [`render`]: from a profile and a namespace to the desired objects.
+//! - [`validate`]: offline validation of profile manifests, the CRD's
+//!   schema and CEL rules plus checks that need no cluster.
+//!
+//! The operator and its command line:
+//! - [`controller`]: watches, the per-namespace plan and its execution,
+//!   status and Events.
 //! - [`cli`]: the `baseliner` command line (`crd`, `validate`, `render`).
 //! - [`run`]: `baseliner run`, the operator process's wiring, with
 //!   [`lease`] (leader election), [`http`] (`/metrics`, `/healthz`,
 //!   `/readyz`), [`health`] (cache readiness) and [`metrics`].
-//! - [`selection`]: which profile owns which namespace.
-//! - [`render`]: the pure step from a profile and a namespace to the desired
-//!   objects, with [`template`] for subject names and [`velero`] for the
-//!   Velero Schedule type.
-//! - [`validate`]: offline validation of profile manifests, the CRD's
-//!   schema and CEL rules plus checks that need no cluster.
 
 pub mod api;
 pub mod cli;
 pub mod controller;
+pub mod cron;
 pub mod health;
 pub mod http;
+pub mod kind;
 pub mod lease;
 pub mod metrics;
+pub mod namespace;
+pub mod reason;
 pub mod render;
 pub mod run;
 pub mod selection;
+pub mod syntax;
 pub mod template;
 pub mod validate;
 pub mod velero;

@@ -8,7 +8,8 @@ use kube::core::{Expression, Selector, SelectorExt};
 use thiserror::Error;
 
 use crate::api::ProductionProfile;
-use crate::render::NamespaceInfo;
+use crate::namespace::NamespaceInfo;
+use crate::syntax::{RequirementError, SelectorOperator};
 
 /// Namespaces a label selector never selects; only `include` can name them.
 pub const SYSTEM_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
@@ -59,6 +60,21 @@ pub enum SelectorError {
     },
 }
 
+impl SelectorError {
+    /// The error of the `matchExpressions` entry at `index`.
+    fn at(index: usize, error: RequirementError) -> Self {
+        match error {
+            RequirementError::UnknownOperator(operator) => {
+                Self::UnknownOperator { index, operator }
+            }
+            RequirementError::MissingValues(operator) => Self::MissingValues { index, operator },
+            RequirementError::UnexpectedValues(operator) => {
+                Self::UnexpectedValues { index, operator }
+            }
+        }
+    }
+}
+
 /// Converts a LabelSelector into kube's matcher, refusing what the API
 /// server would refuse instead of silently matching nothing.
 pub fn parse_label_selector(selector: &LabelSelector) -> Result<Selector, SelectorError> {
@@ -71,34 +87,13 @@ pub fn parse_label_selector(selector: &LabelSelector) -> Result<Selector, Select
     for (index, requirement) in selector.match_expressions.iter().flatten().enumerate() {
         let key = requirement.key.clone();
         let values = requirement.values.clone().unwrap_or_default();
-        let operator = requirement.operator.as_str();
-        let needs_values = match operator {
-            "In" | "NotIn" => true,
-            "Exists" | "DoesNotExist" => false,
-            _ => {
-                return Err(SelectorError::UnknownOperator {
-                    index,
-                    operator: operator.to_owned(),
-                });
-            }
-        };
-        if needs_values && values.is_empty() {
-            return Err(SelectorError::MissingValues {
-                index,
-                operator: operator.to_owned(),
-            });
-        }
-        if !needs_values && !values.is_empty() {
-            return Err(SelectorError::UnexpectedValues {
-                index,
-                operator: operator.to_owned(),
-            });
-        }
+        let operator = SelectorOperator::parse(&requirement.operator, &values)
+            .map_err(|error| SelectorError::at(index, error))?;
         let expression = match operator {
-            "In" => Expression::In(key, values.into_iter().collect()),
-            "NotIn" => Expression::NotIn(key, values.into_iter().collect()),
-            "Exists" => Expression::Exists(key),
-            _ => Expression::DoesNotExist(key),
+            SelectorOperator::In => Expression::In(key, values.into_iter().collect()),
+            SelectorOperator::NotIn => Expression::NotIn(key, values.into_iter().collect()),
+            SelectorOperator::Exists => Expression::Exists(key),
+            SelectorOperator::DoesNotExist => Expression::DoesNotExist(key),
         };
         parsed.extend(expression);
     }

@@ -7,7 +7,7 @@
 
 use thiserror::Error;
 
-use crate::render::NamespaceInfo;
+use crate::namespace::NamespaceInfo;
 
 /// One piece of a parsed template.
 #[derive(Clone, Debug, PartialEq, Eq)]

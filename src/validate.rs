@@ -12,15 +12,19 @@
 //! 4. semantic checks that need no cluster ([`semantic`]): label selectors,
 //!    CIDRs, cron schedules, TTLs, subject templates, LimitRange ordering.
 //!
+//! [`problem`] holds what every stage reports; [`go_compat`] makes the CEL
+//! stage give the API server's answer where kube's CEL library and Go's
+//! differ. The syntax rules themselves (names, labels, CIDRs, quantities,
+//! durations) are [`crate::syntax`]'s, and cron is [`crate::cron`]'s.
+//!
 //! Each [`Problem`] records its [`Stage`], so a test can compare the stages
 //! the API server also runs with the API server's own verdict.
 
-mod cron;
 mod go_compat;
+mod problem;
 pub(crate) mod schema;
 mod semantic;
 
-use std::fmt;
 use std::sync::LazyLock;
 
 use kube::CustomResourceExt;
@@ -29,7 +33,7 @@ use serde_json::Value;
 
 use crate::api::{GROUP, ProductionProfile};
 
-pub use semantic::{check_label_key, check_label_value};
+pub use problem::{Problem, Stage};
 
 /// `apiVersion` of the documents this module validates.
 pub const API_VERSION: &str = "baseliner.dev/v1alpha1";
@@ -47,70 +51,6 @@ static SCHEMA: LazyLock<Value> = LazyLock::new(|| {
 /// The CRD's structural schema, as validation uses it.
 pub fn crd_schema() -> &'static Value {
     &SCHEMA
-}
-
-/// Checks a backup schedule as Velero's cron parser reads it, and that it
-/// matches some date; the error says which field is wrong and why.
-pub fn check_backup_schedule(schedule: &str) -> Result<(), String> {
-    cron::check_schedule(schedule)
-}
-
-/// Which check found a problem.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Stage {
-    /// The document is not YAML, or not a ProductionProfile.
-    Document,
-    /// The structural OpenAPI schema, or `metadata.name` (the API server
-    /// checks these too).
-    Schema,
-    /// A CEL rule of the CRD (the API server checks this too).
-    Rule,
-    /// A check only this tool makes.
-    Semantic,
-}
-
-impl Stage {
-    /// Whether the API server would refuse the object for this problem too.
-    pub fn enforced_by_api_server(self) -> bool {
-        matches!(self, Self::Schema | Self::Rule)
-    }
-}
-
-/// One thing wrong with a document.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
-    /// The field at fault, e.g. `spec.backup.schedule`; empty for the
-    /// document as a whole.
-    pub path: String,
-    /// What is wrong, for a human.
-    pub message: String,
-    /// Which check found it.
-    pub stage: Stage,
-}
-
-impl Problem {
-    fn new(path: &str, message: String) -> Self {
-        Self {
-            path: path.to_owned(),
-            message,
-            stage: Stage::Semantic,
-        }
-    }
-
-    fn at(mut self, stage: Stage) -> Self {
-        self.stage = stage;
-        self
-    }
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            write!(f, "{}", self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
-        }
-    }
 }
 
 /// The verdict on one YAML document.
@@ -349,23 +289,6 @@ fn apply_defaults(value: &Value) -> Value {
 fn is_within(path: &str, ancestor: &str) -> bool {
     path.strip_prefix(ancestor)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || rest.starts_with('['))
-}
-
-fn join_property(path: &str, property: &str) -> String {
-    if path.is_empty() {
-        property.to_owned()
-    } else {
-        format!("{path}.{property}")
-    }
-}
-
-fn join_index(path: &str, index: usize) -> String {
-    format!("{path}[{index}]")
-}
-
-/// A map entry: `hard.pods`, as the API server names it.
-fn join_key(path: &str, key: &str) -> String {
-    join_property(path, key)
 }
 
 /// One document's text and where it starts.

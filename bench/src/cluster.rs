@@ -380,13 +380,13 @@ pub async fn clean(client: &Client, tracker: &Tracker, names: &[String]) -> Resu
         baseliner::api::MANAGER_NAME
     );
     let mut labels = serde_json::Map::new();
-    for key in baseliner::render::POD_SECURITY_LABELS {
+    for key in baseliner::api::POD_SECURITY_LABELS {
         labels.insert(key.to_owned(), serde_json::Value::Null);
     }
     let annotations = json!({
-        baseliner::controller::reconcile::POD_SECURITY_ANNOTATION: null,
+        baseliner::api::POD_SECURITY_ANNOTATION: null,
         baseliner::api::PROFILE_LABEL: null,
-        baseliner::controller::index::DELETION_POLICY_ANNOTATION: null,
+        baseliner::api::DELETION_POLICY_ANNOTATION: null,
     });
     let patch = Arc::new(json!({"metadata": {"labels": labels, "annotations": annotations}}));
     stream::iter(names.iter().cloned())

@@ -30,7 +30,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail, ensure};
 use baseliner::api::ProductionProfile;
-use baseliner::render::{NamespaceInfo, RenderOptions, render_namespace};
+use baseliner::kind::ManagedKind;
+use baseliner::namespace::NamespaceInfo;
+use baseliner::render::{NamespaceLabels, RenderOptions, render_namespace};
 use baseliner_e2e::{TestEnv, workspace_root};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
@@ -318,7 +320,7 @@ fn render(
     let mut labels = labels.clone();
     // The API server adds this label to every namespace; the operator sees it.
     labels.insert(
-        baseliner::render::NAMESPACE_NAME_LABEL.to_owned(),
+        baseliner::api::NAMESPACE_NAME_LABEL.to_owned(),
         name.to_owned(),
     );
     let info = NamespaceInfo {
@@ -982,27 +984,20 @@ fn namespace_labels_body(
     name: &str,
     labels: &BTreeMap<String, String>,
 ) -> Value {
-    let marker = labels.keys().cloned().collect::<Vec<_>>().join(",");
-    json!({
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {
-            "name": name,
-            "labels": labels,
-            "annotations": {
-                baseliner::controller::reconcile::POD_SECURITY_ANNOTATION: marker,
-                baseliner::api::PROFILE_LABEL: profile.name_any(),
-                baseliner::controller::index::DELETION_POLICY_ANNOTATION: format!("{:?}", profile.spec.deletion_policy),
-            },
-        },
-    })
+    let profile_name = profile.name_any();
+    NamespaceLabels {
+        labels,
+        profile: &profile_name,
+        deletion_policy: profile.spec.deletion_policy,
+    }
+    .apply_patch(name)
 }
 
 /// A merge patch that changes a field the profile sets, so the object
 /// drifts.
 fn edit_patch(key: &Key, tracker: &Tracker) -> Value {
     match key.kind {
-        Kind::NetworkPolicy => {
+        Kind::Object(ManagedKind::NetworkPolicy) => {
             let types = tracker.with(|s| s.desired_field(key, &["spec", "policyTypes"]));
             let has_egress = types
                 .as_ref()
@@ -1015,16 +1010,16 @@ fn edit_patch(key: &Key, tracker: &Tracker) -> Value {
             };
             json!({"spec": {"policyTypes": drifted}})
         }
-        Kind::LimitRange => {
+        Kind::Object(ManagedKind::LimitRange) => {
             json!({"spec": {"limits": [{"type": "Container", "default": {"cpu": "3"}}]}})
         }
-        Kind::ResourceQuota => json!({"spec": {"hard": {"pods": "999"}}}),
-        Kind::RoleBinding => json!({"subjects": [{
+        Kind::Object(ManagedKind::ResourceQuota) => json!({"spec": {"hard": {"pods": "999"}}}),
+        Kind::Object(ManagedKind::RoleBinding) => json!({"subjects": [{
             "kind": "Group",
             "name": "bench-drifted",
             "apiGroup": "rbac.authorization.k8s.io",
         }]}),
-        Kind::Namespace => json!({}),
+        Kind::Object(ManagedKind::Schedule) | Kind::Namespace => json!({}),
     }
 }
 

@@ -13,10 +13,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use baseliner::controller::compare::{comparable_part, desired_matches_live};
+use baseliner::kind::ManagedKind;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::api::rbac::v1::RoleBinding;
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
@@ -28,19 +27,19 @@ use crate::BENCH_LABEL;
 /// The kinds the strict profile yields, plus the Namespace (its labels).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
-    NetworkPolicy,
-    LimitRange,
-    ResourceQuota,
-    RoleBinding,
+    /// A kind the operator manages.
+    Object(ManagedKind),
+    /// The namespace itself: its Pod Security labels.
     Namespace,
 }
 
 impl Kind {
+    /// The managed kinds the strict profile yields (it has no backups).
     pub const OBJECTS: [Kind; 4] = [
-        Kind::NetworkPolicy,
-        Kind::LimitRange,
-        Kind::ResourceQuota,
-        Kind::RoleBinding,
+        Kind::Object(ManagedKind::NetworkPolicy),
+        Kind::Object(ManagedKind::LimitRange),
+        Kind::Object(ManagedKind::ResourceQuota),
+        Kind::Object(ManagedKind::RoleBinding),
     ];
 
     pub fn from_kind(kind: &str) -> Option<Self> {
@@ -49,20 +48,14 @@ impl Kind {
 
     pub fn as_str(self) -> &'static str {
         match self {
-            Kind::NetworkPolicy => "NetworkPolicy",
-            Kind::LimitRange => "LimitRange",
-            Kind::ResourceQuota => "ResourceQuota",
-            Kind::RoleBinding => "RoleBinding",
+            Kind::Object(kind) => kind.as_str(),
             Kind::Namespace => "Namespace",
         }
     }
 
     pub fn api_resource(self) -> ApiResource {
         match self {
-            Kind::NetworkPolicy => ApiResource::erase::<NetworkPolicy>(&()),
-            Kind::LimitRange => ApiResource::erase::<LimitRange>(&()),
-            Kind::ResourceQuota => ApiResource::erase::<ResourceQuota>(&()),
-            Kind::RoleBinding => ApiResource::erase::<RoleBinding>(&()),
+            Kind::Object(kind) => kind.api_resource(),
             Kind::Namespace => ApiResource::erase::<Namespace>(&()),
         }
     }

@@ -9,65 +9,12 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
-use k8s_openapi::api::{
-    core::v1::{LimitRange, ResourceQuota},
-    networking::v1::NetworkPolicy,
-    rbac::v1::RoleBinding,
-};
 use kube::ResourceExt;
-use kube::api::{ApiResource, DynamicObject, PartialObjectMeta};
+use kube::api::{DynamicObject, PartialObjectMeta};
 use kube::runtime::watcher;
 
-use crate::api::{NAMESPACE_LABEL, PROFILE_LABEL};
-use crate::velero::Schedule;
-
-/// Annotation recording the owning profile's deletion policy on each object,
-/// so an object can be pruned correctly even after its profile is gone.
-pub const DELETION_POLICY_ANNOTATION: &str = "baseliner.dev/deletion-policy";
-
-/// The kinds of object baseliner writes inside or for a namespace.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ManagedKind {
-    NetworkPolicy,
-    LimitRange,
-    ResourceQuota,
-    RoleBinding,
-    Schedule,
-}
-
-impl ManagedKind {
-    pub const ALL: [ManagedKind; 5] = [
-        Self::NetworkPolicy,
-        Self::LimitRange,
-        Self::ResourceQuota,
-        Self::RoleBinding,
-        Self::Schedule,
-    ];
-
-    pub fn api_resource(self) -> ApiResource {
-        match self {
-            Self::NetworkPolicy => ApiResource::erase::<NetworkPolicy>(&()),
-            Self::LimitRange => ApiResource::erase::<LimitRange>(&()),
-            Self::ResourceQuota => ApiResource::erase::<ResourceQuota>(&()),
-            Self::RoleBinding => ApiResource::erase::<RoleBinding>(&()),
-            Self::Schedule => ApiResource::erase::<Schedule>(&()),
-        }
-    }
-
-    pub fn from_kind(kind: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == kind)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::NetworkPolicy => "NetworkPolicy",
-            Self::LimitRange => "LimitRange",
-            Self::ResourceQuota => "ResourceQuota",
-            Self::RoleBinding => "RoleBinding",
-            Self::Schedule => "Schedule",
-        }
-    }
-}
+use crate::api::{DELETION_POLICY_ANNOTATION, NAMESPACE_LABEL, PROFILE_LABEL};
+use crate::kind::ManagedKind;
 
 /// Identity of one managed object.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,16 +1,23 @@
 //! The controller: watches, the work queue, and the reconcile of each
 //! namespace to the profile that owns it.
 //!
-//! - [`reconcile`]: the per-namespace pipeline (the only place that writes
-//!   managed objects).
+//! - [`plan`]: the pure plan of a namespace's reconcile.
+//! - [`reconcile`]: carries plans out (the only place that writes managed
+//!   objects).
 //! - [`index`]: metadata-only view of every managed object, by namespace.
+//! - [`verified`]: what is known to be in sync, and our own writes the
+//!   caches have not caught up with.
 //! - [`namespace`]: the namespace cache's compact type.
+//! - [`report`]: what each namespace's last reconcile found.
 //! - [`status`]: per-profile status and Events.
 //! - [`compare`]: pure desired-versus-live comparison.
 
 pub mod compare;
+pub mod context;
+pub mod events;
 pub mod index;
 pub mod namespace;
+pub mod plan;
 pub mod reconcile;
 pub mod report;
 pub mod status;
@@ -27,7 +34,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, DynamicObject, PartialObjectMeta};
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::utils::Backoff;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, CustomResourceExt, ResourceExt};
@@ -37,94 +44,14 @@ use tracing::{error, info, warn};
 
 use crate::api::{MANAGED_BY_LABEL, MANAGER_NAME, ProductionProfile};
 use crate::health::CacheSync;
+use crate::kind::ManagedKind;
 use crate::metrics::Metrics;
-use crate::render::RenderOptions;
-use crate::selection::SelectionContext;
-use index::{ManagedIndex, ManagedKind};
+pub use context::{Config, Context, Error, NAMESPACES, PROFILES};
+use events::EventBatcher;
+use index::ManagedIndex;
 use namespace::CachedNamespace;
 use report::Reports;
-use status::EventBatcher;
 use verified::VerifiedObjects;
-
-/// Errors of the controller layer.
-#[derive(Debug, Error)]
-pub enum Error {
-    #[error(
-        "the ProductionProfile CRD ({name}) is not installed; install it with `kubectl apply -f crds/` or `make install`"
-    )]
-    CrdMissing { name: String },
-    #[error("the ProductionProfile CRD ({name}) is not established yet: {reason}")]
-    CrdNotEstablished { name: String, reason: String },
-    #[error("{action} {object}: {source}")]
-    Kube {
-        action: &'static str,
-        object: String,
-        #[source]
-        source: kube::Error,
-    },
-}
-
-impl Context {
-    /// Whether this replica may write.
-    pub fn is_leader(&self) -> bool {
-        *self.leader.borrow()
-    }
-}
-
-impl Error {
-    /// Adapter for `map_err` that names the action and object.
-    pub fn kube(
-        action: &'static str,
-        object: &impl std::fmt::Display,
-    ) -> impl FnOnce(kube::Error) -> Error {
-        let object = object.to_string();
-        move |source| Error::Kube {
-            action,
-            object,
-            source,
-        }
-    }
-}
-
-/// How the controller behaves; set from the command line.
-#[derive(Clone, Debug)]
-pub struct Config {
-    /// Every namespace is reconciled at least this often, even when quiet.
-    pub resync: Duration,
-    /// Namespaces reconciled at once.
-    pub workers: u16,
-    pub render: RenderOptions,
-    pub selection: SelectionContext,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            resync: Duration::from_secs(300),
-            workers: 32,
-            render: RenderOptions::default(),
-            selection: SelectionContext::default(),
-        }
-    }
-}
-
-/// Shared state of one running controller.
-pub struct Context {
-    pub client: Client,
-    pub config: Config,
-    pub profiles: Store<ProductionProfile>,
-    pub namespaces: Store<CachedNamespace>,
-    pub managed: ManagedIndex,
-    pub verified: VerifiedObjects,
-    pub reports: Reports,
-    pub events: EventBatcher,
-    pub metrics: Arc<Metrics>,
-    /// Which caches have completed their first list.
-    pub caches: CacheSync,
-    /// True while this replica holds the leader lease.
-    pub leader: watch::Receiver<bool>,
-    failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
-}
 
 /// Fails with a clear message unless the ProductionProfile CRD is installed
 /// and established.
@@ -341,15 +268,15 @@ async fn reconcile_with_metrics(
     result
 }
 
-/// Retries a failed namespace with exponential backoff (1 s doubling to 5
-/// minutes); kube does not tell us about successes, so we count failures
+/// Retries a failed namespace with exponential backoff (1 s doubling to
+/// 256 s); kube does not tell us about successes, so we count failures
 /// ourselves and reset on success.
 fn error_policy(namespace: Arc<CachedNamespace>, error: &Error, ctx: Arc<Context>) -> Action {
     let name = namespace.name_any();
     let mut failures = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
     let count = failures.entry(name.clone()).or_insert(0);
     *count = count.saturating_add(1);
-    let delay = Duration::from_secs(1u64 << (*count - 1).min(8)).min(Duration::from_secs(300));
+    let delay = Duration::from_secs(1u64 << (*count - 1).min(8));
     error!(namespace = %name, %error, retry_in_seconds = delay.as_secs(), "reconcile failed");
     Action::requeue(delay)
 }
@@ -416,10 +343,6 @@ impl ProfileVersions {
         !unchanged
     }
 }
-
-/// Cache names, as `/readyz` reports them.
-pub const PROFILES: &str = "productionprofiles";
-pub const NAMESPACES: &str = "namespaces";
 
 /// Marks `name` synced at the first `InitDone` of a reflected watch (the
 /// store has taken the whole list by then).

@@ -19,11 +19,10 @@ use kube::api::PartialObjectMeta;
 use kube::core::ClusterResourceScope;
 use serde::{Deserialize, Deserializer};
 
+use crate::api::NAMESPACE_NAME_LABEL;
+
 /// The annotations baseliner writes on namespaces all start with this.
 const OWN_ANNOTATION_PREFIX: &str = "baseliner.dev/";
-
-/// The API server gives every namespace this label, its own name as value.
-const NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
 /// A namespace as the cache keeps it. Its labels and annotations are not in
 /// `metadata`: read them with [`CachedNamespace::labels`],
@@ -32,7 +31,7 @@ const NAME_LABEL: &str = "kubernetes.io/metadata.name";
 #[derive(Clone, Debug, PartialEq)]
 pub struct CachedNamespace {
     metadata: ObjectMeta,
-    /// Every label but [`NAME_LABEL`] when it holds the name: without the
+    /// Every label but [`NAMESPACE_NAME_LABEL`] when it holds the name: without the
     /// one label that differs in each, namespaces share their label values.
     labels: Pairs,
     has_name_label: bool,
@@ -49,14 +48,14 @@ impl CachedNamespace {
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
         if let Some(name) = self.name_label() {
-            labels.insert(NAME_LABEL.to_owned(), name.to_owned());
+            labels.insert(NAMESPACE_NAME_LABEL.to_owned(), name.to_owned());
         }
         labels
     }
 
     pub fn label(&self, key: &str) -> Option<&str> {
         match key {
-            NAME_LABEL => self.name_label().or_else(|| self.labels.get(key)),
+            NAMESPACE_NAME_LABEL => self.name_label().or_else(|| self.labels.get(key)),
             _ => self.labels.get(key),
         }
     }
@@ -86,10 +85,10 @@ impl From<PartialObjectMeta<Namespace>> for CachedNamespace {
         let labels = meta.labels.iter().flatten();
         let has_name_label = labels
             .clone()
-            .any(|(k, v)| k == NAME_LABEL && Some(v.as_str()) == name);
+            .any(|(k, v)| k == NAMESPACE_NAME_LABEL && Some(v.as_str()) == name);
         let labels = Pairs::new(
             labels
-                .filter(|(k, _)| !(has_name_label && k.as_str() == NAME_LABEL))
+                .filter(|(k, _)| !(has_name_label && k.as_str() == NAMESPACE_NAME_LABEL))
                 .map(|(k, v)| (k.as_str(), v.as_str())),
         );
         let annotations = Pairs::new(
@@ -328,12 +327,18 @@ mod tests {
 
     #[test]
     fn the_name_label_is_given_back_and_the_rest_is_shared() {
-        let labels = |name| [(NAME_LABEL, name), ("team", "shop"), ("x-test", "shared")];
+        let labels = |name| {
+            [
+                (NAMESPACE_NAME_LABEL, name),
+                ("team", "shop"),
+                ("x-test", "shared"),
+            ]
+        };
         let a = with_labels("shop-a", &labels("shop-a"));
         let b = with_labels("shop-b", &labels("shop-b"));
-        assert_eq!(a.label(NAME_LABEL), Some("shop-a"));
+        assert_eq!(a.label(NAMESPACE_NAME_LABEL), Some("shop-a"));
         assert_eq!(
-            b.labels().get(NAME_LABEL).map(String::as_str),
+            b.labels().get(NAMESPACE_NAME_LABEL).map(String::as_str),
             Some("shop-b")
         );
         assert_eq!(b.labels().len(), 3);
@@ -342,11 +347,11 @@ mod tests {
         assert!(Arc::ptr_eq(&a.annotations.values, &b.annotations.values));
 
         // Not the namespace's name (never from a real API server): kept as is.
-        let odd = with_labels("shop-c", &[(NAME_LABEL, "elsewhere")]);
-        assert_eq!(odd.label(NAME_LABEL), Some("elsewhere"));
+        let odd = with_labels("shop-c", &[(NAMESPACE_NAME_LABEL, "elsewhere")]);
+        assert_eq!(odd.label(NAMESPACE_NAME_LABEL), Some("elsewhere"));
         assert_eq!(odd.labels().len(), 1);
         let none = with_labels("shop-d", &[("team", "shop")]);
-        assert_eq!(none.label(NAME_LABEL), None);
+        assert_eq!(none.label(NAMESPACE_NAME_LABEL), None);
     }
 
     #[test]

@@ -1,12 +1,12 @@
-//! The per-namespace reconcile pipeline:
-//! read (from caches) → decide the owner → render (pure) → compare → apply or
-//! prune → report.
+//! The per-namespace reconcile: read (from caches) → plan (pure, in
+//! [`super::plan`]) → execute → report.
 //!
-//! Only `ensure_object`, `ensure_namespace_labels` and `prune` talk to the API
-//! server, and they write only when the live state differs from the desired
-//! one, so a resync where nothing drifted makes no write requests.
+//! This is the only place that writes managed objects and namespace
+//! labels. It carries out exactly the steps of the plan, and writes only
+//! where the plan says the live state differs from the desired one, so a
+//! resync where nothing drifted makes no write requests. An Audit plan holds
+//! no writing steps; the executor still refuses to write for one.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use futures::future::join_all;
@@ -14,42 +14,28 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use serde_json::{Value, json};
+use serde_json::json;
 use tracing::{debug, info, warn};
 
-use super::compare::{comparable_part, desired_matches_live};
-use super::index::{DELETION_POLICY_ANNOTATION, LiveObject, ManagedKind, ObjectKey, WatchState};
+use super::index::{LiveObject, ObjectKey, WatchState};
 use super::namespace::CachedNamespace;
+use super::plan::{
+    Desired, LabelStep, NamespacePlan, ObjectPlan, PlanInput, Step, Strategy, decide_after_read,
+    plan_namespace,
+};
 use super::report::{NamespaceReport, Problem};
 use super::{Context, Error};
 use crate::api::{
-    DeletionPolicy, MANAGED_BY_LABEL, MANAGER_NAME, Mode, PROFILE_LABEL, ProductionProfile,
+    DELETION_POLICY_ANNOTATION, MANAGED_BY_LABEL, MANAGER_NAME, POD_SECURITY_ANNOTATION,
+    PROFILE_LABEL,
 };
-use crate::render::{NamespaceInfo, render_namespace};
-use crate::selection::decide_owner;
-
-/// Annotation on a Namespace listing the Pod Security labels baseliner set,
-/// so it can tell its own labels from anyone else's.
-pub const POD_SECURITY_ANNOTATION: &str = "baseliner.dev/pod-security-labels";
-
-const SCHEDULE_CRD: &str = "schedules.velero.io";
-
-/// What happened to one desired object in this pass.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum ObjectOutcome {
-    InSync,
-    Created,
-    Healed,
-    Replaced,
-    /// Audit mode: what differs, written nowhere.
-    Drifted(String),
-}
+use crate::kind::ManagedKind;
+use crate::reason::Reason;
 
 pub async fn reconcile_namespace(
     namespace: Arc<CachedNamespace>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    let name = namespace.name_any();
     if !ctx.is_leader() {
         // Standby: caches stay warm; the leader does the work. Becoming
         // leader triggers a pass over every namespace.
@@ -63,340 +49,247 @@ pub async fn reconcile_namespace(
         // would prune everything baseliner made there (on every restart).
         return Ok(Action::requeue(std::time::Duration::from_millis(200)));
     }
-    if namespace.is_terminating() {
-        // Everything inside goes with the namespace; recreating would only
-        // race the namespace controller.
-        ctx.reports.forget(&name);
+    let profiles = ctx.profiles.state();
+    let live = if namespace.is_terminating() {
+        Default::default()
+    } else {
+        ctx.managed.objects_serving(&namespace.name_any())
+    };
+    let input = PlanInput {
+        namespace: &namespace,
+        profiles: &profiles,
+        selection: &ctx.config.selection,
+        render: &ctx.config.render,
+        live: &live,
+        schedules_served: ctx.managed.state(ManagedKind::Schedule) != Some(WatchState::NotServed),
+    };
+    let plan = plan_namespace(&input, &ctx.verified);
+    if plan.terminating {
+        ctx.reports.forget(&plan.namespace);
         return Ok(Action::await_change());
     }
-    let info = NamespaceInfo {
-        name: name.clone(),
-        labels: namespace.labels(),
-    };
-    let profiles = ctx.profiles.state();
-    let ownership = decide_owner(
-        profiles.iter().map(Arc::as_ref),
-        &info,
-        &ctx.config.selection,
-    );
-    let live = ctx.managed.objects_serving(&name);
 
     let mut report = NamespaceReport {
-        conflicts: ownership.conflicts.iter().map(|p| p.name_any()).collect(),
+        owner: plan.owner.as_ref().map(|owner| owner.profile.clone()),
+        generation: plan.owner.as_ref().map_or(0, |owner| owner.generation),
+        conflicts: plan.conflicts.clone(),
         ..NamespaceReport::default()
     };
-
-    let result = match ownership.owner {
-        Some(profile) => {
-            report.owner = Some(profile.name_any());
-            report.generation = profile.metadata.generation.unwrap_or_default();
-            reconcile_owned(&ctx, profile, &info, &namespace, &live, &mut report).await
-        }
-        None => {
-            let profiles_by_name: BTreeMap<String, &ProductionProfile> = profiles
-                .iter()
-                .map(|p| (p.name_any(), p.as_ref()))
-                .collect();
-            release_unowned(&ctx, &namespace, &live, &profiles_by_name, &mut report).await
-        }
-    };
+    let result = execute(&ctx, &namespace, plan, &mut report).await;
     if let Err(error) = &result {
         report
             .problems
-            .push(Problem::new("ApiError", error.to_string()));
+            .push(Problem::new(Reason::ApiError, error.to_string()));
     }
-    ctx.reports.record(&name, report);
+    ctx.reports.record(&namespace.name_any(), report);
     result.map(|()| Action::requeue(ctx.config.resync))
 }
 
-async fn reconcile_owned(
+/// Carries a plan out and reports what happened. The first API error is
+/// returned (the namespace is retried); every step is attempted.
+async fn execute(
     ctx: &Context,
-    profile: &ProductionProfile,
-    info: &NamespaceInfo,
     namespace: &CachedNamespace,
-    live: &BTreeMap<ObjectKey, LiveObject>,
+    plan: NamespacePlan,
     report: &mut NamespaceReport,
 ) -> Result<(), Error> {
-    let profile_name = profile.name_any();
-    let enforce = profile.spec.mode == Mode::Enforce;
-    let rendered = render_namespace(profile, info, &ctx.config.render);
-    for problem in &rendered.problems {
+    let owner = plan.owner.as_ref();
+    let profile = owner.map(|owner| owner.profile.as_str());
+    let strategy = owner.map_or(Strategy::Enforce, |owner| owner.strategy);
+    for problem in &plan.render_problems {
         report.problems.push(Problem::new(
             problem.reason,
             format!("{}: {}", problem.field, problem.message),
         ));
-        ctx.events.warning(
-            &profile_name,
-            problem.reason,
-            format!("{}: {}: {}", info.name, problem.field, problem.message),
-        );
-    }
-
-    let mut desired: BTreeMap<ObjectKey, Value> = BTreeMap::new();
-    for object in &rendered.objects {
-        let Some(kind) = ManagedKind::from_kind(object.kind()) else {
-            continue;
-        };
-        let key = ObjectKey {
-            kind,
-            namespace: object.namespace().to_owned(),
-            name: object.name().to_owned(),
-        };
-        if kind == ManagedKind::Schedule && ctx.managed.state(kind) == Some(WatchState::NotServed) {
-            report.problems.push(Problem::new(
-                "BackupsUnavailable",
-                format!("Velero is not installed (the API server does not serve {}); backups are not in place", SCHEDULE_CRD),
-            ));
-            continue;
+        if let Some(profile) = profile {
+            ctx.events.warning(
+                profile,
+                problem.reason,
+                format!("{}: {}: {}", plan.namespace, problem.field, problem.message),
+            );
         }
-        let mut body = object.to_json();
-        if profile.spec.deletion_policy == DeletionPolicy::Orphan {
-            // Garbage collection would delete what Orphan promises to keep.
-            if let Some(meta) = body["metadata"].as_object_mut() {
-                meta.remove("ownerReferences");
-            }
-            body["metadata"]["annotations"][DELETION_POLICY_ANNOTATION] = json!("Orphan");
-        }
-        desired.insert(key, body);
     }
+    report.problems.extend(plan.problems.iter().cloned());
 
+    let (desired, no_longer_desired): (Vec<&ObjectPlan>, Vec<&ObjectPlan>) = plan
+        .objects
+        .iter()
+        .partition(|object| object.desired.is_some());
+    let mut first_error = None;
     let results = join_all(
         desired
             .iter()
-            .map(|(key, body)| ensure_object(ctx, key, body, live.get(key), enforce)),
+            .map(|object| ensure_object(ctx, object, strategy)),
     )
     .await;
-    let mut first_error = None;
-    for ((key, _), result) in desired.iter().zip(results) {
-        match result {
-            Ok(ObjectOutcome::InSync) => {}
-            Ok(ObjectOutcome::Created) => {
-                ctx.events
-                    .normal(&profile_name, "Created", format!("{key}"))
-            }
-            Ok(ObjectOutcome::Healed) => {
-                ctx.metrics.drift_corrected(key.kind);
-                ctx.events.normal(&profile_name, "Healed", format!("{key}"));
-            }
-            Ok(ObjectOutcome::Replaced) => {
-                ctx.metrics.drift_corrected(key.kind);
-                ctx.events.normal(
-                    &profile_name,
-                    "Replaced",
-                    format!("{key} (roleRef changed)"),
-                );
-            }
-            Ok(ObjectOutcome::Drifted(what)) => {
-                report
-                    .problems
-                    .push(Problem::new("Drifted", format!("{key}: {what}")));
-                ctx.events
-                    .warning(&profile_name, "Drifted", format!("{key}: {what}"));
-            }
-            Err(error) if is_not_found_error(&error) && key.kind == ManagedKind::Schedule => {
-                report.problems.push(Problem::new(
-                    "BackupsUnavailable",
-                    format!(
-                        "cannot create {key}: {error}; is Velero installed in namespace {}?",
-                        key.namespace
-                    ),
-                ));
-            }
-            Err(error) if is_invalid_error(&error) => {
-                // The API server will refuse this object until the profile
-                // changes: report it and do not retry in a loop.
-                warn!(%key, %error, "the API server refused the rendered object");
-                report.problems.push(Problem::new(
-                    "Rejected",
-                    format!(
-                        "{key} was refused by the API server: {}",
-                        api_message(&error)
-                    ),
-                ));
-                ctx.events.warning(
-                    &profile_name,
-                    "Rejected",
-                    format!("{key}: {}", api_message(&error)),
-                );
-            }
-            Err(error) => {
-                warn!(%key, %error, "applying object failed");
-                report
-                    .problems
-                    .push(Problem::new("ApiError", format!("{key}: {error}")));
-                first_error.get_or_insert(error);
-            }
-        }
-    }
-
-    let labels =
-        ensure_namespace_labels(ctx, profile, namespace, &rendered.namespace_labels, enforce).await;
-    match labels {
-        Ok(ObjectOutcome::InSync) => {}
-        Ok(ObjectOutcome::Drifted(what)) => {
-            report.problems.push(Problem::new(
-                "Drifted",
-                format!("Namespace {}: {what}", info.name),
-            ));
-        }
-        Ok(_) => ctx.events.normal(
-            &profile_name,
-            "Labelled",
-            format!("Namespace {} Pod Security labels", info.name),
-        ),
-        Err(error) => {
-            report.problems.push(Problem::new(
-                "ApiError",
-                format!("Namespace {}: {error}", info.name),
-            ));
+    for (object, result) in desired.iter().zip(results) {
+        if let Err(error) = report_object(ctx, profile, &object.key, result, report) {
             first_error.get_or_insert(error);
         }
     }
 
-    for (key, object) in live.iter().filter(|(key, _)| !desired.contains_key(key)) {
-        if !enforce {
-            report.problems.push(Problem::new(
-                "Drifted",
-                format!("{key} is no longer desired and would be pruned"),
-            ));
-            continue;
-        }
-        match prune(ctx, key, object).await {
-            Ok(Some(action)) => ctx.events.normal(&profile_name, action, format!("{key}")),
-            Ok(None) => {}
-            Err(error) => {
-                report
-                    .problems
-                    .push(Problem::new("ApiError", format!("pruning {key}: {error}")));
-                first_error.get_or_insert(error);
-            }
-        }
+    if let Err(error) = execute_labels(ctx, namespace, &plan, report).await {
+        first_error.get_or_insert(error);
     }
 
-    first_error.map_or(Ok(()), Err)
-}
-
-/// A namespace no profile owns: take back whatever baseliner put there, unless
-/// the profile that put it there is in Audit mode (Audit never writes).
-async fn release_unowned(
-    ctx: &Context,
-    namespace: &CachedNamespace,
-    live: &BTreeMap<ObjectKey, LiveObject>,
-    profiles: &BTreeMap<String, &ProductionProfile>,
-    report: &mut NamespaceReport,
-) -> Result<(), Error> {
-    let audited = |profile: Option<&str>| {
-        profile
-            .and_then(|p| profiles.get(p))
-            .is_some_and(|p| p.spec.mode == Mode::Audit)
-    };
-    let mut first_error = None;
-    for (key, object) in live {
-        if audited(object.profile.as_deref()) {
+    for object in no_longer_desired {
+        let key = &object.key;
+        if let Step::Drifted(what) = &object.step {
+            report
+                .problems
+                .push(Problem::new(Reason::Drifted, format!("{key} {what}")));
             continue;
         }
-        match prune(ctx, key, object).await {
-            Ok(None) => {}
-            Ok(Some(action)) => {
-                if let Some(profile) = &object.profile {
-                    ctx.events.normal(profile, action, format!("{key}"));
+        let Some(live) = &object.live else { continue };
+        match prune(ctx, key, live, strategy).await {
+            Ok(reason) => {
+                // A namespace no profile owns: the event goes to the profile
+                // that made the object.
+                if let Some(profile) = profile.or(live.profile.as_deref()) {
+                    ctx.events.normal(profile, reason, format!("{key}"));
                 }
             }
             Err(error) => {
-                report
-                    .problems
-                    .push(Problem::new("ApiError", format!("pruning {key}: {error}")));
+                report.problems.push(Problem::new(
+                    Reason::ApiError,
+                    format!("pruning {key}: {error}"),
+                ));
                 first_error.get_or_insert(error);
             }
-        }
-    }
-    let marked_by = namespace.annotation(PROFILE_LABEL);
-    if namespace.annotation(POD_SECURITY_ANNOTATION).is_some() && !audited(marked_by) {
-        let orphan = namespace.annotation(DELETION_POLICY_ANNOTATION) == Some("Orphan");
-        if let Err(error) = release_namespace_labels(ctx, namespace, orphan).await {
-            first_error.get_or_insert(error);
         }
     }
     first_error.map_or(Ok(()), Err)
 }
 
+/// Reports what happened to one desired object: Events, metrics and
+/// problems. Gives back an error the namespace is to be retried for.
+fn report_object(
+    ctx: &Context,
+    profile: Option<&str>,
+    key: &ObjectKey,
+    result: Result<Step, Error>,
+    report: &mut NamespaceReport,
+) -> Result<(), Error> {
+    let profile = profile.unwrap_or_default();
+    match result {
+        Ok(Step::Create) => ctx
+            .events
+            .normal(profile, Reason::Created, format!("{key}")),
+        Ok(Step::Heal) => {
+            ctx.metrics.drift_corrected(key.kind);
+            ctx.events.normal(profile, Reason::Healed, format!("{key}"));
+        }
+        Ok(Step::Replace) => {
+            ctx.metrics.drift_corrected(key.kind);
+            ctx.events.normal(
+                profile,
+                Reason::Replaced,
+                format!("{key} (roleRef changed)"),
+            );
+        }
+        Ok(Step::Drifted(what)) => {
+            report
+                .problems
+                .push(Problem::new(Reason::Drifted, format!("{key}: {what}")));
+            ctx.events
+                .warning(profile, Reason::Drifted, format!("{key}: {what}"));
+        }
+        Ok(_) => {}
+        Err(error) if is_not_found_error(&error) && key.kind == ManagedKind::Schedule => {
+            report.problems.push(Problem::new(
+                Reason::BackupsUnavailable,
+                format!(
+                    "cannot create {key}: {error}; is Velero installed in namespace {}?",
+                    key.namespace
+                ),
+            ));
+        }
+        Err(error) if is_invalid_error(&error) => {
+            // The API server will refuse this object until the profile
+            // changes: report it and do not retry in a loop.
+            warn!(%key, %error, "the API server refused the rendered object");
+            report.problems.push(Problem::new(
+                Reason::Rejected,
+                format!(
+                    "{key} was refused by the API server: {}",
+                    api_message(&error)
+                ),
+            ));
+            ctx.events.warning(
+                profile,
+                Reason::Rejected,
+                format!("{key}: {}", api_message(&error)),
+            );
+        }
+        Err(error) => {
+            warn!(%key, %error, "applying object failed");
+            report
+                .problems
+                .push(Problem::new(Reason::ApiError, format!("{key}: {error}")));
+            return Err(error);
+        }
+    }
+    Ok(())
+}
+
+/// Carries out one desired object's step, reading it first where the plan
+/// says so. Gives back the step taken.
 async fn ensure_object(
     ctx: &Context,
-    key: &ObjectKey,
-    desired: &Value,
-    live: Option<&LiveObject>,
-    enforce: bool,
-) -> Result<ObjectOutcome, Error> {
-    let fingerprint = fingerprint(desired);
+    object: &ObjectPlan,
+    strategy: Strategy,
+) -> Result<Step, Error> {
+    let key = &object.key;
+    let Some(desired) = &object.desired else {
+        return Ok(Step::InSync);
+    };
     let api = object_api(ctx, key);
-    let Some(live) = live else {
-        if !enforce {
-            return Ok(ObjectOutcome::Drifted("missing".to_owned()));
-        }
-        if ctx.verified.is_applied(key, fingerprint) {
-            // We created it; the watch has not brought it back yet.
-            return Ok(ObjectOutcome::InSync);
-        }
-        apply(ctx, &api, key, desired, fingerprint).await?;
-        return Ok(ObjectOutcome::Created);
-    };
-    if ctx
-        .verified
-        .is_verified(key, &live.resource_version, fingerprint)
-    {
-        return Ok(ObjectOutcome::InSync);
-    }
-    // The index holds metadata only: read the object once to see whether
-    // the change (or a restart) left our fields as they should be.
-    let current = match api
-        .get_opt(&key.name)
-        .await
-        .map_err(Error::kube("get", key))?
-    {
-        Some(current) => current,
-        None => {
-            if !enforce {
-                return Ok(ObjectOutcome::Drifted("missing".to_owned()));
+    let step = match &object.step {
+        Step::NeedsRead => {
+            let current = api
+                .get_opt(&key.name)
+                .await
+                .map_err(Error::kube("get", key))?;
+            let current_json = current
+                .as_ref()
+                .map(|current| serde_json::to_value(current).unwrap_or_default());
+            let step = decide_after_read(key, desired, current_json.as_ref(), strategy);
+            if step == Step::InSync {
+                let rv = current
+                    .and_then(|current| current.resource_version())
+                    .unwrap_or_default();
+                ctx.verified.record(key, &rv, desired.fingerprint);
             }
-            apply(ctx, &api, key, desired, fingerprint).await?;
-            return Ok(ObjectOutcome::Created);
+            step
         }
+        step => step.clone(),
     };
-    let current_json = serde_json::to_value(&current).unwrap_or_default();
-    if desired_matches_live(&comparable_part(desired), &current_json) {
-        let rv = current.resource_version().unwrap_or_default();
-        ctx.verified.record(key, &rv, fingerprint);
-        return Ok(ObjectOutcome::InSync);
+    if step.writes() && !strategy.writes() {
+        // Plans under Audit hold no writes; never carry one out.
+        return Ok(Step::InSync);
     }
-    if !enforce {
-        return Ok(ObjectOutcome::Drifted(describe_drift(
-            &comparable_part(desired),
-            &current_json,
-        )));
+    match step {
+        Step::Create | Step::Heal => apply(ctx, &api, key, desired).await?,
+        Step::Replace => {
+            api.delete(&key.name, &DeleteParams::default())
+                .await
+                .map_err(Error::kube("delete", key))?;
+            apply(ctx, &api, key, desired).await?;
+        }
+        _ => {}
     }
-    // A RoleBinding's roleRef cannot change in place; replace the binding.
-    if key.kind == ManagedKind::RoleBinding && current_json.get("roleRef") != desired.get("roleRef")
-    {
-        api.delete(&key.name, &DeleteParams::default())
-            .await
-            .map_err(Error::kube("delete", key))?;
-        apply(ctx, &api, key, desired, fingerprint).await?;
-        return Ok(ObjectOutcome::Replaced);
-    }
-    apply(ctx, &api, key, desired, fingerprint).await?;
-    Ok(ObjectOutcome::Healed)
+    Ok(step)
 }
 
 async fn apply(
     ctx: &Context,
     api: &Api<DynamicObject>,
     key: &ObjectKey,
-    desired: &Value,
-    fingerprint: u64,
+    desired: &Desired,
 ) -> Result<(), Error> {
     let params = PatchParams::apply(MANAGER_NAME).force();
     let mut request = kube::core::Request::new(api.resource_url())
-        .patch(&key.name, &params, &Patch::Apply(desired))
+        .patch(&key.name, &params, &Patch::Apply(&desired.body))
         .map_err(|error| Error::kube("apply", key)(kube::Error::BuildRequest(error)))?;
     request.extensions_mut().insert("patch");
     // The answer is the whole object, managedFields included; only its
@@ -410,7 +303,7 @@ async fn apply(
     ctx.metrics.applied(key.kind);
     debug!(%key, "applied");
     ctx.verified
-        .record(key, &applied.metadata.resource_version, fingerprint);
+        .record(key, &applied.metadata.resource_version, desired.fingerprint);
     Ok(())
 }
 
@@ -428,19 +321,18 @@ struct AppliedMetadata {
 }
 
 /// Removes an object that is no longer desired, or orphans it (drops the
-/// managed-by label and owner reference) when its profile says so. `None`:
-/// already done, and the index has not seen it yet.
+/// managed-by label and owner reference) when its profile says so. Gives
+/// back the Event reason.
 async fn prune(
     ctx: &Context,
     key: &ObjectKey,
     object: &LiveObject,
-) -> Result<Option<&'static str>, Error> {
-    if ctx.verified.is_pruned(key, &object.resource_version) {
-        return Ok(None);
-    }
+    strategy: Strategy,
+) -> Result<Reason, Error> {
+    debug_assert!(strategy.writes(), "an Audit plan prunes nothing");
     let api = object_api(ctx, key);
     ctx.verified.forget(key);
-    if object.orphan_on_prune {
+    let (result, reason, action) = if object.orphan_on_prune {
         let patch = json!({
             "metadata": {
                 "labels": { MANAGED_BY_LABEL: null, PROFILE_LABEL: null },
@@ -448,150 +340,115 @@ async fn prune(
                 "ownerReferences": null,
             }
         });
-        match api
+        let result = api
             .patch(&key.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
-        {
-            Err(error) if !is_not_found(&error) => return Err(Error::kube("orphan", key)(error)),
-            _ => {}
-        }
-        ctx.verified
-            .record_pruned(key.clone(), object.resource_version.clone());
-        ctx.metrics.pruned(key.kind);
-        info!(%key, "orphaned");
-        return Ok(Some("Orphaned"));
-    }
-    match api.delete(&key.name, &DeleteParams::background()).await {
-        Err(error) if !is_not_found(&error) => return Err(Error::kube("delete", key)(error)),
+            .map(drop);
+        (result, Reason::Orphaned, "orphan")
+    } else {
+        let result = api
+            .delete(&key.name, &DeleteParams::background())
+            .await
+            .map(drop);
+        (result, Reason::Pruned, "delete")
+    };
+    match result {
+        Err(error) if !is_not_found(&error) => return Err(Error::kube(action, key)(error)),
         _ => {}
     }
     ctx.verified
         .record_pruned(key.clone(), object.resource_version.clone());
     ctx.metrics.pruned(key.kind);
-    info!(%key, "pruned");
-    Ok(Some("Pruned"))
+    info!(%key, "{}", if object.orphan_on_prune { "orphaned" } else { "pruned" });
+    Ok(reason)
 }
 
-/// Sets the Pod Security labels the profile asks for, through server-side
-/// apply so no other label of the namespace is touched.
-async fn ensure_namespace_labels(
+/// Carries out the plan's step for the namespace's Pod Security labels and
+/// reports it (for an owned namespace; releasing an unowned one is silent).
+async fn execute_labels(
     ctx: &Context,
-    profile: &ProductionProfile,
     namespace: &CachedNamespace,
-    desired: &BTreeMap<String, String>,
-    enforce: bool,
-) -> Result<ObjectOutcome, Error> {
-    let name = namespace.name_any();
-    if desired.is_empty() {
-        if namespace.annotation(POD_SECURITY_ANNOTATION).is_some() {
-            if !enforce {
-                return Ok(ObjectOutcome::Drifted(
-                    "Pod Security labels would be removed".to_owned(),
-                ));
-            }
-            let orphan = profile.spec.deletion_policy == DeletionPolicy::Orphan;
-            return Ok(if release_namespace_labels(ctx, namespace, orphan).await? {
-                ObjectOutcome::Healed
-            } else {
-                ObjectOutcome::InSync
-            });
+    plan: &NamespacePlan,
+    report: &mut NamespaceReport,
+) -> Result<(), Error> {
+    let name = &plan.namespace;
+    let owner = plan.owner.as_ref();
+    let result = match &plan.labels {
+        LabelStep::InSync => return Ok(()),
+        LabelStep::Drifted(what) => {
+            report.problems.push(Problem::new(
+                Reason::Drifted,
+                format!("Namespace {name}: {what}"),
+            ));
+            return Ok(());
         }
-        return Ok(ObjectOutcome::InSync);
-    }
-    let keys: BTreeSet<&str> = desired.keys().map(String::as_str).collect();
-    let marker = keys.into_iter().collect::<Vec<_>>().join(",");
-    let policy = format!("{:?}", profile.spec.deletion_policy);
-    let in_sync = desired
-        .iter()
-        .all(|(k, v)| namespace.label(k) == Some(v.as_str()))
-        && namespace.annotation(POD_SECURITY_ANNOTATION) == Some(marker.as_str())
-        && namespace.annotation(PROFILE_LABEL) == Some(profile.name_any().as_str())
-        && namespace.annotation(DELETION_POLICY_ANNOTATION) == Some(policy.as_str());
-    if in_sync {
-        return Ok(ObjectOutcome::InSync);
-    }
-    if !enforce {
-        let differing: Vec<String> = desired
-            .iter()
-            .filter(|(k, v)| namespace.label(k) != Some(v.as_str()))
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        if differing.is_empty() {
-            return Ok(ObjectOutcome::InSync);
+        _ if owner.is_some_and(|owner| !owner.strategy.writes()) => return Ok(()),
+        LabelStep::Apply { body, fingerprint } => {
+            patch_namespace(ctx, namespace, Patch::Apply(body), "apply", *fingerprint).await
         }
-        return Ok(ObjectOutcome::Drifted(format!(
-            "labels differ: want {}",
-            differing.join(", ")
-        )));
+        LabelStep::Release {
+            orphan: true,
+            fingerprint,
+        } => {
+            let patch = json!({"metadata": {"annotations": {
+                POD_SECURITY_ANNOTATION: null, PROFILE_LABEL: null, DELETION_POLICY_ANNOTATION: null,
+            }}});
+            patch_namespace(ctx, namespace, Patch::Merge(&patch), "orphan", *fingerprint).await
+        }
+        LabelStep::Release {
+            orphan: false,
+            fingerprint,
+        } => {
+            // Server-side apply of an empty configuration removes exactly
+            // the fields baseliner owned.
+            let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+            patch_namespace(ctx, namespace, Patch::Apply(&body), "release", *fingerprint).await
+        }
+    };
+    let Some(owner) = owner else {
+        return result;
+    };
+    match result {
+        Ok(()) => {
+            ctx.events.normal(
+                &owner.profile,
+                Reason::Labelled,
+                format!("Namespace {name} Pod Security labels"),
+            );
+            Ok(())
+        }
+        Err(error) => {
+            report.problems.push(Problem::new(
+                Reason::ApiError,
+                format!("Namespace {name}: {error}"),
+            ));
+            Err(error)
+        }
     }
-    let body = json!({
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {
-            "name": name,
-            "labels": desired,
-            "annotations": {
-                POD_SECURITY_ANNOTATION: marker,
-                PROFILE_LABEL: profile.name_any(),
-                DELETION_POLICY_ANNOTATION: policy,
-            },
-        },
-    });
-    let seen = namespace.resource_version().unwrap_or_default();
-    let patch = fingerprint(&body);
-    if ctx.verified.is_namespace_patched(&name, &seen, patch) {
-        // Patched already; the namespace cache has not caught up.
-        return Ok(ObjectOutcome::InSync);
-    }
-    let api: Api<Namespace> = Api::all(ctx.client.clone());
-    api.patch(
-        &name,
-        &PatchParams::apply(MANAGER_NAME).force(),
-        &Patch::Apply(&body),
-    )
-    .await
-    .map_err(Error::kube("apply", &format!("Namespace {name}")))?;
-    ctx.verified.record_namespace(&name, seen, patch);
-    debug!(key = %format!("Namespace {name}"), "applied");
-    Ok(ObjectOutcome::Healed)
 }
 
-/// Gives up the namespace's Pod Security labels: server-side apply of an
-/// empty configuration removes exactly the fields baseliner owned; orphaning
-/// only drops the markers and leaves the labels. False: released already,
-/// and the namespace cache has not caught up.
-async fn release_namespace_labels(
+/// Patches the namespace (server-side apply with our field manager, or a
+/// merge patch) and remembers the patch until the cache moves.
+async fn patch_namespace<P: serde::Serialize + std::fmt::Debug>(
     ctx: &Context,
     namespace: &CachedNamespace,
-    orphan: bool,
-) -> Result<bool, Error> {
+    patch: Patch<P>,
+    action: &'static str,
+    fingerprint: u64,
+) -> Result<(), Error> {
     let name = namespace.name_any();
     let seen = namespace.resource_version().unwrap_or_default();
-    let release = fingerprint(&json!({ "release": { "orphan": orphan } }));
-    if ctx.verified.is_namespace_patched(&name, &seen, release) {
-        return Ok(false);
-    }
+    let params = match &patch {
+        Patch::Apply(_) => PatchParams::apply(MANAGER_NAME).force(),
+        _ => PatchParams::default(),
+    };
     let api: Api<Namespace> = Api::all(ctx.client.clone());
-    let what = format!("Namespace {name}");
-    if orphan {
-        let patch = json!({"metadata": {"annotations": {
-            POD_SECURITY_ANNOTATION: null, PROFILE_LABEL: null, DELETION_POLICY_ANNOTATION: null,
-        }}});
-        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(Error::kube("orphan", &what))?;
-    } else {
-        let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-        api.patch(
-            &name,
-            &PatchParams::apply(MANAGER_NAME).force(),
-            &Patch::Apply(&body),
-        )
+    api.patch(&name, &params, &patch)
         .await
-        .map_err(Error::kube("release", &what))?;
-    }
-    ctx.verified.record_namespace(&name, seen, release);
-    Ok(true)
+        .map_err(Error::kube(action, &format!("Namespace {name}")))?;
+    ctx.verified.record_namespace(&name, seen, fingerprint);
+    debug!(key = %format!("Namespace {name}"), action, "patched");
+    Ok(())
 }
 
 fn object_api(ctx: &Context, key: &ObjectKey) -> Api<DynamicObject> {
@@ -621,55 +478,6 @@ fn is_not_found(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 404)
 }
 
-/// A short account of which top-level fields differ, for Audit reports.
-fn describe_drift(desired: &Value, live: &Value) -> String {
-    let mut fields = Vec::new();
-    if let Some(map) = desired.as_object() {
-        for (key, value) in map {
-            if key == "metadata" {
-                if let Some(meta) = value.as_object() {
-                    for (field, want) in meta {
-                        if !live
-                            .get("metadata")
-                            .and_then(|m| m.get(field))
-                            .is_some_and(|have| desired_matches_live(want, have))
-                        {
-                            fields.push(format!("metadata.{field}"));
-                        }
-                    }
-                }
-            } else if !live
-                .get(key)
-                .is_some_and(|have| desired_matches_live(value, have))
-            {
-                fields.push(key.clone());
-            }
-        }
-    }
-    format!("{} differ from the profile", fields.join(", "))
-}
-
-/// Stable within one process: identifies what we last applied.
-fn fingerprint(desired: &Value) -> u64 {
-    use std::hash::Hasher;
-    /// Feeds serialized JSON straight into the hasher, without building
-    /// the string first.
-    struct HashWriter(std::collections::hash_map::DefaultHasher);
-    impl std::io::Write for HashWriter {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.write(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut writer = HashWriter(Default::default());
-    // Writing a Value to a writer that never fails cannot fail.
-    let _ = serde_json::to_writer(&mut writer, desired);
-    writer.0.finish()
-}
-
 /// After a namespace is deleted, removes what served it from elsewhere
 /// (Velero Schedules); its own objects went with it.
 pub async fn release_departed(ctx: &Context, namespace: &str) {
@@ -679,12 +487,13 @@ pub async fn release_departed(ctx: &Context, namespace: &str) {
         return;
     }
     for (key, object) in ctx.managed.objects_serving(namespace) {
-        if key.namespace == namespace {
+        if key.namespace == namespace || ctx.verified.is_pruned(&key, &object.resource_version) {
             continue;
         }
-        match prune(ctx, &key, &object).await {
-            Ok(None) => {}
-            Ok(Some(action)) => info!(%key, action, "namespace deleted; released what served it"),
+        match prune(ctx, &key, &object, Strategy::Enforce).await {
+            Ok(reason) => {
+                info!(%key, action = reason.as_str(), "namespace deleted; released what served it")
+            }
             Err(error) => warn!(%key, %error, "releasing object of a deleted namespace failed"),
         }
     }
@@ -693,15 +502,6 @@ pub async fn release_departed(ctx: &Context, namespace: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fingerprint_follows_content() {
-        let object = json!({"kind": "LimitRange", "spec": {"limits": [{"type": "Container"}]}});
-        assert_eq!(fingerprint(&object), fingerprint(&object.clone()));
-        let mut changed = object.clone();
-        changed["spec"]["limits"][0]["type"] = json!("Pod");
-        assert_ne!(fingerprint(&object), fingerprint(&changed));
-    }
 
     #[test]
     fn apply_answer_reads_only_the_resource_version() {

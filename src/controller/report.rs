@@ -6,17 +6,19 @@ use std::sync::Mutex;
 
 use tokio::sync::Notify;
 
+use crate::reason::Reason;
+
 /// One reason a namespace is not compliant.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
-    pub reason: String,
+    pub reason: Reason,
     pub message: String,
 }
 
 impl Problem {
-    pub fn new(reason: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
         Self {
-            reason: reason.into(),
+            reason,
             message: message.into(),
         }
     }

@@ -5,8 +5,8 @@
 //! status only when it differs from the one the profile already has, and
 //! sends the Events gathered meanwhile, one per profile and reason.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -23,23 +23,14 @@ use crate::api::{
     MANAGER_NAME, MAX_REPORTED_NAMESPACES, NamespaceProblem, ProductionProfile,
     ProductionProfileStatus,
 };
-use crate::render::NamespaceInfo;
+use crate::namespace::NamespaceInfo;
+use crate::reason::Reason;
 use crate::selection::decide_owner;
 
 /// How often at most statuses are recomputed and Events sent.
 const STATUS_INTERVAL: Duration = Duration::from_millis(500);
 /// Most namespaces named in one Event's note.
 const NAMESPACES_PER_EVENT: usize = 10;
-
-/// Problems that persist until someone changes the profile or the operator's
-/// configuration; while any is present the profile is Stalled.
-const STALLING_REASONS: [&str; 5] = [
-    "Rejected",
-    "RoleNotAllowed",
-    "InvalidSubject",
-    "BackupsUnavailable",
-    "InvalidSchedule",
-];
 
 /// The status a profile should have, given which namespaces it should own and
 /// what the last reconcile of each found. Pure, so it is unit-tested; `now`
@@ -76,7 +67,7 @@ pub fn compute_status(
                     };
                     problems.push(NamespaceProblem {
                         namespace: namespace.clone(),
-                        reason: first.reason.clone(),
+                        reason: first.reason.as_str().to_owned(),
                         message,
                     });
                 }
@@ -87,16 +78,18 @@ pub fn compute_status(
     for (namespace, winner) in selected_but_lost {
         problems.push(NamespaceProblem {
             namespace: namespace.clone(),
-            reason: "Conflict".to_owned(),
+            reason: Reason::Conflict.as_str().to_owned(),
             message: format!("selected, but owned by higher-priority profile {winner}"),
         });
     }
     problems.sort();
     let stalled_by = problems
         .iter()
-        .find(|p| STALLING_REASONS.contains(&p.reason.as_str()))
+        .find(|p| p.reason.parse().is_ok_and(Reason::stalls_profile))
         .cloned();
-    let any_owned_problem = problems.iter().any(|p| p.reason != "Conflict");
+    let any_owned_problem = problems
+        .iter()
+        .any(|p| p.reason != Reason::Conflict.as_str());
     problems.truncate(MAX_REPORTED_NAMESPACES);
 
     let reconciled = current == owned.len();
@@ -108,37 +101,37 @@ pub fn compute_status(
     let (ready, ready_reason, ready_message) = if !reconciled {
         (
             "False",
-            "Progressing",
+            Reason::Progressing.as_str(),
             format!("{current} of {} namespaces reconciled", owned.len()),
         )
     } else if compliant == owned.len() {
         (
             "True",
-            "Compliant",
+            Reason::Compliant.as_str(),
             format!("all {} namespaces comply", owned.len()),
         )
     } else {
         let reason = if profile.spec.mode == crate::api::Mode::Audit {
-            "Drifted"
+            Reason::Drifted
         } else {
-            "NotCompliant"
+            Reason::NotCompliant
         };
         (
             "False",
-            reason,
+            reason.as_str(),
             format!("{compliant} of {} namespaces comply", owned.len()),
         )
     };
     let reconciling = if reconciled {
         (
             "False",
-            "Reconciled",
+            Reason::Reconciled.as_str(),
             format!("generation {generation} applied to every namespace"),
         )
     } else {
         (
             "True",
-            "Progressing",
+            Reason::Progressing.as_str(),
             format!(
                 "{current} of {} namespaces reconciled at generation {generation}",
                 owned.len()
@@ -153,7 +146,7 @@ pub fn compute_status(
         ),
         _ => (
             "False",
-            "NotStalled",
+            Reason::NotStalled.as_str(),
             "no problem needs a change to the profile".to_owned(),
         ),
     };
@@ -227,34 +220,6 @@ fn condition(
         message,
         observed_generation,
         last_transition_time,
-    }
-}
-
-/// Events gathered between status passes.
-#[derive(Default)]
-pub struct EventBatcher {
-    pending: Mutex<BTreeMap<(String, String, bool), Vec<String>>>,
-}
-
-impl EventBatcher {
-    pub fn normal(&self, profile: &str, reason: &str, what: String) {
-        self.push(profile, reason, false, what);
-    }
-
-    pub fn warning(&self, profile: &str, reason: &str, what: String) {
-        self.push(profile, reason, true, what);
-    }
-
-    fn push(&self, profile: &str, reason: &str, warning: bool, what: String) {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        pending
-            .entry((profile.to_owned(), reason.to_owned(), warning))
-            .or_default()
-            .push(what);
-    }
-
-    fn take(&self) -> BTreeMap<(String, String, bool), Vec<String>> {
-        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
@@ -391,7 +356,7 @@ async fn send_events(ctx: &Context, recorder: &Recorder) {
             } else {
                 EventType::Normal
             },
-            reason: reason.clone(),
+            reason: reason.as_str().to_owned(),
             note: Some(note),
             action: "Reconcile".to_owned(),
             secondary: None,
@@ -421,7 +386,10 @@ mod tests {
             owner: Some(owner.to_owned()),
             generation,
             conflicts: vec![],
-            problems: problems.iter().map(|(r, m)| Problem::new(*r, *m)).collect(),
+            problems: problems
+                .iter()
+                .map(|(r, m)| Problem::new(r.parse().expect("a reason"), *m))
+                .collect(),
         }
     }
 

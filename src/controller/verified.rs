@@ -20,6 +20,7 @@ use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::Mutex;
 
 use super::index::ObjectKey;
+use super::plan::VerifiedRecord;
 
 #[derive(Default)]
 pub struct VerifiedObjects {
@@ -135,10 +136,28 @@ impl VerifiedObjects {
     }
 }
 
+impl VerifiedRecord for VerifiedObjects {
+    fn is_verified(&self, key: &ObjectKey, resource_version: &str, fingerprint: u64) -> bool {
+        VerifiedObjects::is_verified(self, key, resource_version, fingerprint)
+    }
+
+    fn is_applied(&self, key: &ObjectKey, fingerprint: u64) -> bool {
+        VerifiedObjects::is_applied(self, key, fingerprint)
+    }
+
+    fn is_pruned(&self, key: &ObjectKey, resource_version: &str) -> bool {
+        VerifiedObjects::is_pruned(self, key, resource_version)
+    }
+
+    fn is_namespace_patched(&self, name: &str, resource_version: &str, fingerprint: u64) -> bool {
+        VerifiedObjects::is_namespace_patched(self, name, resource_version, fingerprint)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::index::ManagedKind;
+    use crate::kind::ManagedKind;
 
     fn key() -> ObjectKey {
         ObjectKey {

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use regex::Regex;
 use serde_json::{Map, Value};
 
-use super::{Problem, join_index, join_key, join_property};
+use super::problem::{Problem, join_index, join_key, join_property};
 
 /// Every schema keyword the walker understands or deliberately ignores.
 #[cfg(test)]

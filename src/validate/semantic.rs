@@ -1,37 +1,29 @@
 //! Checks beyond the CRD: mistakes the API server would accept in a profile
 //! but that make it fail, or do something else than meant, once rendered.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::LazyLock;
 
-use ipnet::IpNet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::core::cel::KubeCelExt;
 use kube::core::cel::cel::{Context, Program, Value as CelValue};
-use regex::Regex;
 
-use super::{Problem, cron, join_index, join_key, join_property};
+use super::problem::{Problem, join_index, join_key, join_property};
 use crate::api::{
     BackupSpec, EgressAllow, LimitRangeSpec, NetworkPolicySpec, ProductionProfile,
     ResourceQuotaSpec, SubjectKind, SubjectSpec,
 };
+use crate::cron;
+use crate::syntax::{
+    Cidr, RequirementError, SelectorOperator, check_label_key, check_label_value,
+    is_dns1123_subdomain, parse_duration, parse_quantity,
+};
 use crate::template::{self, Part};
-
-static DNS1123_SUBDOMAIN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-        .expect("static regex")
-});
-static QUALIFIED_NAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$").expect("static regex")
-});
-static LABEL_VALUE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$").expect("static regex")
-});
 
 /// Checks the profile's name, whatever state the rest of it is in.
 pub(crate) fn check_name(name: &str) -> Vec<Problem> {
     let mut problems = Vec::new();
-    if name.len() > 253 || !DNS1123_SUBDOMAIN.is_match(name) {
+    if !is_dns1123_subdomain(name) {
         problems.push(Problem::new(
             "metadata.name",
             format!(
@@ -76,16 +68,22 @@ impl Checker {
             .push(Problem::new(path.as_ref(), message.into()));
     }
 
-    fn selector(&mut self, selector: &LabelSelector, path: &str) {
-        let labels_path = join_property(path, "matchLabels");
-        for (key, value) in selector.match_labels.iter().flatten() {
-            let entry = join_key(&labels_path, key);
+    /// Keys and values of a label map such as `matchLabels`.
+    fn labels(&mut self, labels: &BTreeMap<String, String>, path: &str) {
+        for (key, value) in labels {
+            let entry = join_key(path, key);
             if let Err(why) = check_label_key(key) {
                 self.report(&entry, format!("invalid label key {key:?}: {why}"));
             }
             if let Err(why) = check_label_value(value) {
                 self.report(&entry, format!("invalid label value {value:?}: {why}"));
             }
+        }
+    }
+
+    fn selector(&mut self, selector: &LabelSelector, path: &str) {
+        if let Some(labels) = &selector.match_labels {
+            self.labels(labels, &join_property(path, "matchLabels"));
         }
         let expressions_path = join_property(path, "matchExpressions");
         for (index, expression) in selector.match_expressions.iter().flatten().enumerate() {
@@ -98,20 +96,13 @@ impl Checker {
             }
             let values = expression.values.as_deref().unwrap_or_default();
             let values_path = join_property(&item, "values");
-            match expression.operator.as_str() {
-                "In" | "NotIn" if values.is_empty() => self.report(
-                    &values_path,
-                    format!("operator {} needs at least one value", expression.operator),
-                ),
-                "Exists" | "DoesNotExist" if !values.is_empty() => self.report(
-                    &values_path,
-                    format!("operator {} takes no values", expression.operator),
-                ),
-                "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
-                other => self.report(
+            match SelectorOperator::parse(&expression.operator, values) {
+                Ok(_) => {}
+                Err(RequirementError::UnknownOperator(other)) => self.report(
                     join_property(&item, "operator"),
                     format!("unknown operator {other:?}: use In, NotIn, Exists or DoesNotExist"),
                 ),
+                Err(why) => self.report(&values_path, why.to_string()),
             }
             for (value_index, value) in values.iter().enumerate() {
                 if let Err(why) = check_label_value(value) {
@@ -126,16 +117,10 @@ impl Checker {
 
     fn network_policy(&mut self, spec: &NetworkPolicySpec, path: &str) {
         if let Some(dns) = &spec.dns {
-            let labels_path = join_property(&join_property(path, "dns"), "podLabels");
-            for (key, value) in &dns.pod_labels {
-                let entry = join_key(&labels_path, key);
-                if let Err(why) = check_label_key(key) {
-                    self.report(&entry, format!("invalid label key {key:?}: {why}"));
-                }
-                if let Err(why) = check_label_value(value) {
-                    self.report(&entry, format!("invalid label value {value:?}: {why}"));
-                }
-            }
+            self.labels(
+                &dns.pod_labels,
+                &join_property(&join_property(path, "dns"), "podLabels"),
+            );
         }
         let ingress_path = join_property(path, "allowIngressFrom");
         self.unique_names(
@@ -165,7 +150,7 @@ impl Checker {
         let parse = |checker: &mut Self, texts: &[String], field: &str| {
             let mut parsed = Vec::new();
             for (index, text) in texts.iter().enumerate() {
-                match text.parse::<IpNet>() {
+                match text.parse::<Cidr>() {
                     Ok(net) => parsed.push((index, net)),
                     Err(_) => checker.report(
                         join_index(&join_property(path, field), index),
@@ -180,10 +165,8 @@ impl Checker {
         for (index, except) in &excepts {
             // The API server requires each except to lie strictly inside the
             // CIDR it qualifies; one outside every CIDR would deny nothing.
-            let inside = cidrs
-                .iter()
-                .any(|(_, cidr)| cidr.contains(except) && except.prefix_len() > cidr.prefix_len());
-            let whole = cidrs.iter().any(|(_, cidr)| except.contains(cidr));
+            let inside = cidrs.iter().any(|(_, cidr)| cidr.strictly_covers(*except));
+            let whole = cidrs.iter().any(|(_, cidr)| except.covers(*cidr));
             if !inside && !whole {
                 self.report(
                     join_index(&join_property(path, "except"), *index),
@@ -198,7 +181,7 @@ impl Checker {
             && cidrs.len() == allow.cidrs.len()
             && cidrs
                 .iter()
-                .all(|(_, cidr)| excepts.iter().any(|(_, except)| except.contains(cidr)))
+                .all(|(_, cidr)| excepts.iter().any(|(_, except)| except.covers(*cidr)))
         {
             self.report(
                 join_property(path, "except"),
@@ -257,7 +240,7 @@ impl Checker {
                 );
                 continue;
             }
-            let parsed = super::go_compat::parse_quantity(quantity);
+            let parsed = parse_quantity(quantity);
             if is_counted_resource(resource)
                 && parsed
                     .as_ref()
@@ -352,7 +335,7 @@ impl Checker {
         if let Err(why) = cron::check_schedule(&backup.schedule) {
             self.report(join_property(path, "schedule"), why);
         }
-        match parse_go_duration(&backup.ttl) {
+        match parse_duration(&backup.ttl) {
             Ok(nanos) if nanos > 0 => {}
             Ok(_) => self.report(join_property(path, "ttl"), "ttl must be positive"),
             Err(why) => self.report(
@@ -436,40 +419,6 @@ fn is_counted_resource(name: &str) -> bool {
     COUNTED.contains(&name) || extended
 }
 
-/// A label key: an optional DNS subdomain prefix and `/`, then a name of at
-/// most 63 characters.
-pub fn check_label_key(key: &str) -> Result<(), String> {
-    let (prefix, name) = match key.split_once('/') {
-        Some((prefix, name)) => (Some(prefix), name),
-        None => (None, key),
-    };
-    if let Some(prefix) = prefix
-        && (prefix.is_empty() || prefix.len() > 253 || !DNS1123_SUBDOMAIN.is_match(prefix))
-    {
-        return Err(format!(
-            "prefix {prefix:?} must be a DNS subdomain such as example.com"
-        ));
-    }
-    if name.is_empty() || name.len() > 63 || !QUALIFIED_NAME.is_match(name) {
-        return Err(
-            "the name part must be 1-63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
-                .to_owned(),
-        );
-    }
-    Ok(())
-}
-
-/// A label value: empty, or at most 63 characters of the label name set.
-pub fn check_label_value(value: &str) -> Result<(), String> {
-    if value.len() > 63 || !LABEL_VALUE.is_match(value) {
-        return Err(
-            "must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
-                .to_owned(),
-        );
-    }
-    Ok(())
-}
-
 /// Compares two Kubernetes quantities with the same functions the API
 /// server's CEL library uses. `None` when either is not a quantity (the
 /// CRD's rules report that).
@@ -486,118 +435,9 @@ fn compare_quantities(a: &str, b: &str) -> Option<std::cmp::Ordering> {
     }
 }
 
-/// Parses a duration as Go's `time.ParseDuration` does, in nanoseconds.
-pub(crate) fn parse_go_duration(text: &str) -> Result<i64, String> {
-    let (negative, mut rest) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text.strip_prefix('+').unwrap_or(text)),
-    };
-    if rest == "0" {
-        return Ok(0);
-    }
-    if rest.is_empty() {
-        return Err("empty duration".to_owned());
-    }
-    let mut total: u128 = 0;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let whole = &rest[..digits];
-        rest = &rest[digits..];
-        let mut fraction = "";
-        if let Some(after_dot) = rest.strip_prefix('.') {
-            let fraction_digits = after_dot.bytes().take_while(u8::is_ascii_digit).count();
-            fraction = &after_dot[..fraction_digits];
-            rest = &after_dot[fraction_digits..];
-        }
-        if whole.is_empty() && fraction.is_empty() {
-            return Err("expected a number".to_owned());
-        }
-        let unit_len = rest
-            .char_indices()
-            .find(|(_, c)| c.is_ascii_digit() || *c == '.')
-            .map_or(rest.len(), |(i, _)| i);
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let scale: u128 = match unit {
-            "ns" => 1,
-            "us" | "µs" | "μs" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60 * 1_000_000_000,
-            "h" => 3_600 * 1_000_000_000,
-            "" => return Err("missing unit (use h, m, s or ms)".to_owned()),
-            other => return Err(format!("unknown unit {other:?} (use h, m, s or ms)")),
-        };
-        let whole: u128 = if whole.is_empty() {
-            0
-        } else {
-            whole.parse().map_err(|_| "number too large".to_owned())?
-        };
-        let mut value = whole.checked_mul(scale).ok_or("number too large")?;
-        let mut divisor: u128 = 1;
-        for digit in fraction.bytes().take(30) {
-            divisor *= 10;
-            value += u128::from(digit - b'0') * scale / divisor;
-        }
-        total = total.checked_add(value).ok_or("number too large")?;
-        if total > i64::MAX as u128 {
-            return Err("longer than Go durations allow (about 2562047h)".to_owned());
-        }
-    }
-    let total = total as i64;
-    Ok(if negative { -total } else { total })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn go_durations() {
-        let hour = 3_600_000_000_000_i64;
-        let ok = [
-            ("720h", 720 * hour),
-            ("72h30m", 72 * hour + hour / 2),
-            ("1.5h", hour + hour / 2),
-            ("90s", 90_000_000_000),
-            ("250ms", 250_000_000),
-            ("1h0m0s", hour),
-            ("0", 0),
-            ("-1h", -hour),
-            (".5h", hour / 2),
-        ];
-        for (text, nanos) in ok {
-            assert_eq!(parse_go_duration(text), Ok(nanos), "{text}");
-        }
-        for text in ["", "h", "10", "10d", "1h30", "1..5h", "9999999999h", "1 h"] {
-            assert!(parse_go_duration(text).is_err(), "{text}");
-        }
-    }
-
-    #[test]
-    fn label_keys_and_values() {
-        for key in ["team", "app.kubernetes.io/name", "a_b.c-d", "x"] {
-            assert_eq!(check_label_key(key), Ok(()), "{key}");
-        }
-        for key in [
-            "",
-            "-a",
-            "a-",
-            "Example.com/x",
-            "/x",
-            "a/",
-            "a/b/c",
-            &"k".repeat(64),
-        ] {
-            assert!(check_label_key(key).is_err(), "{key}");
-        }
-        for value in ["", "prod", "A_b.c-1"] {
-            assert_eq!(check_label_value(value), Ok(()), "{value}");
-        }
-        for value in ["-x", "x y", "a/b", &"v".repeat(64)] {
-            assert!(check_label_value(value).is_err(), "{value}");
-        }
-    }
 
     #[test]
     fn quantities_compare_like_kubernetes() {

@@ -12,12 +12,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use baseliner::api::ProductionProfile;
-use baseliner::render::{
-    DesiredObject, NamespaceInfo, POD_SECURITY_LABELS, RenderOptions, is_dns1123_label,
-    is_dns1123_subdomain, render_namespace,
+use baseliner::api::{POD_SECURITY_LABELS, ProductionProfile};
+use baseliner::namespace::NamespaceInfo;
+use baseliner::render::{DesiredObject, RenderOptions, render_namespace};
+use baseliner::syntax::{
+    check_label_key, check_label_value, is_dns1123_label, is_dns1123_subdomain,
 };
-use baseliner::validate::{check_label_key, check_label_value, validate_documents, validate_value};
+use baseliner::validate::{validate_documents, validate_value};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::{Map, Value, json};
 
@@ -901,7 +902,7 @@ fn check_object(object: &DesiredObject, options: &RenderOptions) -> Result<(), S
             if name.len() > 63 || !is_dns1123_label(name) {
                 return Err(format!("Schedule name {name:?} is not a DNS-1123 label"));
             }
-            if baseliner::validate::check_backup_schedule(&schedule.spec.schedule).is_err() {
+            if baseliner::cron::check_schedule(&schedule.spec.schedule).is_err() {
                 return Err(format!("schedule {:?} was written", schedule.spec.schedule));
             }
             let backup_labels = schedule

@@ -46,14 +46,12 @@ use serde_json::{Value, json};
 /// Time for every case's status to say what it should.
 const SETTLE: Duration = Duration::from_secs(90);
 
-/// Reasons the operator treats as needing a change to the profile.
-const STALLING: [&str; 5] = [
-    "Rejected",
-    "RoleNotAllowed",
-    "InvalidSubject",
-    "BackupsUnavailable",
-    "InvalidSchedule",
-];
+/// Whether the operator treats `reason` as needing a change to the profile.
+fn stalls(reason: &str) -> bool {
+    reason
+        .parse::<baseliner::reason::Reason>()
+        .is_ok_and(baseliner::reason::Reason::stalls_profile)
+}
 
 // ---------------------------------------------------------------------------
 // The table
@@ -761,7 +759,7 @@ fn status_matches(
                 && status.compliant_namespaces == 0
                 && listed.is_some_and(|p| p.reason == *reason && p.message.contains(fragment))
                 && condition(status, "Ready") == Some("False")
-                && (condition(status, "Stalled") == Some("True")) == STALLING.contains(reason)
+                && (condition(status, "Stalled") == Some("True")) == stalls(reason)
         }
         Expect::Compliant(_) => {
             status.matched_namespaces == 1
@@ -804,7 +802,7 @@ async fn check_written(env: &TestEnv, check: Check, profile: &str, namespace: &s
             };
             let name = schedule.name_any();
             ensure!(
-                name.len() <= 63 && baseliner::render::is_dns1123_label(&name),
+                name.len() <= 63 && baseliner::syntax::is_dns1123_label(&name),
                 "Schedule name {name:?} is not a DNS-1123 label of at most 63"
             );
             ensure!(

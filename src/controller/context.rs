@@ -1,0 +1,105 @@
+//! What the controller's parts share: its settings ([`Config`]), its
+//! running state ([`Context`]), and its errors.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::Client;
+use kube::runtime::reflector::Store;
+use thiserror::Error;
+use tokio::sync::watch;
+
+use super::events::EventBatcher;
+use super::index::ManagedIndex;
+use super::namespace::CachedNamespace;
+use super::report::Reports;
+use super::verified::VerifiedObjects;
+use crate::api::ProductionProfile;
+use crate::health::CacheSync;
+use crate::metrics::Metrics;
+use crate::render::RenderOptions;
+use crate::selection::SelectionContext;
+
+/// Cache names, as `/readyz` reports them.
+pub const PROFILES: &str = "productionprofiles";
+pub const NAMESPACES: &str = "namespaces";
+
+/// Errors of the controller layer.
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error(
+        "the ProductionProfile CRD ({name}) is not installed; install it with `kubectl apply -f crds/` or `make install`"
+    )]
+    CrdMissing { name: String },
+    #[error("the ProductionProfile CRD ({name}) is not established yet: {reason}")]
+    CrdNotEstablished { name: String, reason: String },
+    #[error("{action} {object}: {source}")]
+    Kube {
+        action: &'static str,
+        object: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl Context {
+    /// Whether this replica may write.
+    pub fn is_leader(&self) -> bool {
+        *self.leader.borrow()
+    }
+}
+
+impl Error {
+    /// Adapter for `map_err` that names the action and object.
+    pub fn kube(
+        action: &'static str,
+        object: &impl std::fmt::Display,
+    ) -> impl FnOnce(kube::Error) -> Error {
+        let object = object.to_string();
+        move |source| Error::Kube {
+            action,
+            object,
+            source,
+        }
+    }
+}
+
+/// How the controller behaves; set from the command line.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Every namespace is reconciled at least this often, even when quiet.
+    pub resync: Duration,
+    /// Namespaces reconciled at once.
+    pub workers: u16,
+    pub render: RenderOptions,
+    pub selection: SelectionContext,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            resync: Duration::from_secs(300),
+            workers: 32,
+            render: RenderOptions::default(),
+            selection: SelectionContext::default(),
+        }
+    }
+}
+
+/// Shared state of one running controller.
+pub struct Context {
+    pub client: Client,
+    pub config: Config,
+    pub profiles: Store<ProductionProfile>,
+    pub namespaces: Store<CachedNamespace>,
+    pub managed: ManagedIndex,
+    pub verified: VerifiedObjects,
+    pub reports: Reports,
+    pub events: EventBatcher,
+    pub metrics: Arc<Metrics>,
+    /// Which caches have completed their first list.
+    pub caches: CacheSync,
+    /// True while this replica holds the leader lease.
+    pub leader: watch::Receiver<bool>,
+    pub(crate) failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+}
