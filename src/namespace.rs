@@ -16,6 +16,17 @@ pub struct NamespaceInfo {
 }
 
 impl NamespaceInfo {
+    /// A namespace named `name` with `labels`.
+    pub fn new(name: &str, labels: &[(&str, &str)]) -> Self {
+        Self {
+            name: name.to_owned(),
+            labels: labels
+                .iter()
+                .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+                .collect(),
+        }
+    }
+
     /// Reads name and labels from a Namespace's (or its metadata-only
     /// projection's) metadata.
     pub fn from_metadata(metadata: &ObjectMeta) -> Self {
@@ -39,10 +50,7 @@ mod tests {
         };
         assert_eq!(
             NamespaceInfo::from_metadata(&metadata),
-            NamespaceInfo {
-                name: "shop".to_owned(),
-                labels: BTreeMap::from([("team".to_owned(), "a".to_owned())]),
-            }
+            NamespaceInfo::new("shop", &[("team", "a")])
         );
         assert_eq!(
             NamespaceInfo::from_metadata(&ObjectMeta::default()),

@@ -190,13 +190,7 @@ mod tests {
     }
 
     fn namespace(name: &str, labels: &[(&str, &str)]) -> NamespaceInfo {
-        NamespaceInfo {
-            name: name.to_owned(),
-            labels: labels
-                .iter()
-                .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
-                .collect(),
-        }
+        NamespaceInfo::new(name, labels)
     }
 
     fn selector(yaml: &str) -> LabelSelector {

@@ -355,6 +355,37 @@ impl Quantity {
     }
 }
 
+/// The power of ten (or, binary, of two) a quantity suffix stands for.
+fn suffix_exponent(suffix: &str) -> Result<(i64, bool), QuantityError> {
+    Ok(match suffix {
+        "" => (0, false),
+        "n" => (-9, false),
+        "u" => (-6, false),
+        "m" => (-3, false),
+        "k" => (3, false),
+        "M" => (6, false),
+        "G" => (9, false),
+        "T" => (12, false),
+        "P" => (15, false),
+        "E" => (18, false),
+        "Ki" => (10, true),
+        "Mi" => (20, true),
+        "Gi" => (30, true),
+        "Ti" => (40, true),
+        "Pi" => (50, true),
+        "Ei" => (60, true),
+        _ => {
+            let rest = suffix
+                .strip_prefix(['e', 'E'])
+                .filter(|r| !r.is_empty())
+                .ok_or(QuantityError::UnknownSuffix)?;
+            let parsed: i64 = rest.parse().map_err(|_| QuantityError::UnknownSuffix)?;
+            // Go keeps the exponent as an int32.
+            (i64::from(parsed as i32), false)
+        }
+    })
+}
+
 /// Go's `resource.ParseQuantity`, as far as accepting or refusing goes.
 pub fn parse_quantity(text: &str) -> Result<Quantity, QuantityError> {
     let bytes = text.as_bytes();
@@ -406,33 +437,7 @@ pub fn parse_quantity(text: &str) -> Result<Quantity, QuantityError> {
     }
     let suffix = &text[suffix_start..];
 
-    let (exponent, binary) = match suffix {
-        "" => (0, false),
-        "n" => (-9, false),
-        "u" => (-6, false),
-        "m" => (-3, false),
-        "k" => (3, false),
-        "M" => (6, false),
-        "G" => (9, false),
-        "T" => (12, false),
-        "P" => (15, false),
-        "E" => (18, false),
-        "Ki" => (10, true),
-        "Mi" => (20, true),
-        "Gi" => (30, true),
-        "Ti" => (40, true),
-        "Pi" => (50, true),
-        "Ei" => (60, true),
-        _ => {
-            let rest = suffix
-                .strip_prefix(['e', 'E'])
-                .filter(|r| !r.is_empty())
-                .ok_or(QuantityError::UnknownSuffix)?;
-            let parsed: i64 = rest.parse().map_err(|_| QuantityError::UnknownSuffix)?;
-            // Go keeps the exponent as an int32.
-            (i64::from(parsed as i32), false)
-        }
-    };
+    let (exponent, binary) = suffix_exponent(suffix)?;
 
     // Go's fast path needs no digits; its slow path (big numbers, or a
     // scale below nano, or a binary suffix with a fraction) parses the

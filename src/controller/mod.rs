@@ -115,7 +115,6 @@ pub async fn run(
     .modify(|p| p.metadata.managed_fields = None)
     .reflect(profile_writer)
     .inspect(mark_listed(&caches, PROFILES));
-
     let (namespaces, namespace_writer) = reflector::store::<CachedNamespace>();
     let namespace_events = watcher(
         Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
@@ -143,17 +142,7 @@ pub async fn run(
         failures: Default::default(),
     });
 
-    // Becoming leader: everything may have changed while we were standby.
-    let mut leadership = leader;
-    let leadership_resync = resync_all_tx.clone();
-    tokio::spawn(async move {
-        while leadership.changed().await.is_ok() {
-            if *leadership.borrow_and_update() {
-                info!("became leader; reconciling every namespace");
-                let _ = leadership_resync.unbounded_send(());
-            }
-        }
-    });
+    tokio::spawn(resync_on_leadership(leader, resync_all_tx.clone()));
 
     // Managed objects: metadata-only, label-filtered; each change triggers
     // the namespace it serves.
@@ -166,39 +155,12 @@ pub async fn run(
         ));
     }
 
-    // A namespace that is gone may leave Schedules behind in the Velero
-    // namespace; its own objects go with it.
-    let departed_ctx = ctx.clone();
-    let namespace_stream = namespace_events
-        .inspect(move |event| {
-            if let Ok(watcher::Event::Delete(ns)) = event {
-                let ctx = departed_ctx.clone();
-                let name = ns.name_any();
-                tokio::spawn(async move { reconcile::release_departed(&ctx, &name).await });
-            }
-        })
-        .applied_objects();
+    let namespace_stream = release_departed(ctx.clone(), namespace_events).applied_objects();
 
-    // A profile's spec may move any namespace: reconcile them all. Its
-    // status cannot, and the operator writes status all through a
-    // convergence: reconciling every namespace on each of those writes was
-    // quadratic. The status writer looks at every event, so a status edited
-    // by hand is put right.
-    let status_ctx = ctx.clone();
-    let mut profile_versions = ProfileVersions::default();
-    let profile_trigger = profile_events.filter_map(move |event| {
-        future::ready(match event {
-            Ok(event) => {
-                status_ctx.reports.changed.notify_one();
-                profile_versions.moves_namespaces(&event).then_some(())
-            }
-            Err(error) => {
-                warn!(%error, "profile watch failed; retrying");
-                None
-            }
-        })
-    });
-    let reconcile_all = futures::stream::select(profile_trigger, resync_all_rx);
+    let reconcile_all = futures::stream::select(
+        profiles_moving_namespaces(ctx.clone(), profile_events),
+        resync_all_rx,
+    );
 
     let recorder = Recorder::new(
         client.clone(),
@@ -209,6 +171,30 @@ pub async fn run(
     );
     tokio::spawn(status::run_status_writer(ctx.clone(), recorder));
 
+    run_controller(
+        ctx,
+        namespace_stream,
+        namespaces,
+        reconcile_all,
+        trigger_rx,
+        shutdown,
+    )
+    .await;
+    info!("controller stopped");
+    Ok(())
+}
+
+/// Runs kube's controller over the namespaces until `shutdown` completes.
+async fn run_controller(
+    ctx: Arc<Context>,
+    namespace_stream: impl futures::Stream<Item = Result<CachedNamespace, watcher::Error>>
+    + Send
+    + 'static,
+    namespaces: reflector::Store<CachedNamespace>,
+    reconcile_all: impl futures::Stream<Item = ()> + Send + 'static,
+    trigger: mpsc::UnboundedReceiver<ObjectRef<CachedNamespace>>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
     info!(
         workers = ctx.config.workers,
         resync_seconds = ctx.config.resync.as_secs(),
@@ -217,9 +203,9 @@ pub async fn run(
     Controller::for_stream(namespace_stream, namespaces)
         .with_config(controller::Config::default().concurrency(ctx.config.workers))
         .reconcile_all_on(reconcile_all)
-        .reconcile_on(trigger_rx)
+        .reconcile_on(trigger)
         .graceful_shutdown_on(shutdown)
-        .run(reconcile_with_metrics, error_policy, ctx.clone())
+        .run(reconcile_with_metrics, error_policy, ctx)
         .for_each(|result| {
             if let Err(error) = result {
                 match error {
@@ -230,8 +216,59 @@ pub async fn run(
             future::ready(())
         })
         .await;
-    info!("controller stopped");
-    Ok(())
+}
+
+/// Passes namespace events on. A namespace that is gone may leave
+/// Schedules behind in the Velero namespace (its own objects go with it):
+/// those are released.
+fn release_departed(
+    ctx: Arc<Context>,
+    events: impl futures::Stream<Item = Result<watcher::Event<CachedNamespace>, watcher::Error>>,
+) -> impl futures::Stream<Item = Result<watcher::Event<CachedNamespace>, watcher::Error>> {
+    events.inspect(move |event| {
+        if let Ok(watcher::Event::Delete(ns)) = event {
+            let ctx = ctx.clone();
+            let name = ns.name_any();
+            tokio::spawn(async move { reconcile::release_departed(&ctx, &name).await });
+        }
+    })
+}
+
+/// Becoming leader: everything may have changed while we were standby.
+async fn resync_on_leadership(
+    mut leadership: watch::Receiver<bool>,
+    resync_all: mpsc::UnboundedSender<()>,
+) {
+    while leadership.changed().await.is_ok() {
+        if *leadership.borrow_and_update() {
+            info!("became leader; reconciling every namespace");
+            let _ = resync_all.unbounded_send(());
+        }
+    }
+}
+
+/// The profile events that may move namespaces. A profile's spec may move
+/// any namespace: reconcile them all. Its status cannot, and the operator
+/// writes status all through a convergence: reconciling every namespace on
+/// each of those writes was quadratic. The status writer looks at every
+/// event, so a status edited by hand is put right.
+fn profiles_moving_namespaces(
+    ctx: Arc<Context>,
+    events: impl futures::Stream<Item = Result<watcher::Event<ProductionProfile>, watcher::Error>>,
+) -> impl futures::Stream<Item = ()> {
+    let mut profile_versions = ProfileVersions::default();
+    events.filter_map(move |event| {
+        future::ready(match event {
+            Ok(event) => {
+                ctx.reports.changed.notify_one();
+                profile_versions.moves_namespaces(&event).then_some(())
+            }
+            Err(error) => {
+                warn!(%error, "profile watch failed; retrying");
+                None
+            }
+        })
+    })
 }
 
 /// Watch events of namespaces, as the namespace cache keeps them.

@@ -46,35 +46,11 @@ pub fn compute_status(
     let generation = profile.metadata.generation.unwrap_or_default();
     let previous = profile.status.clone().unwrap_or_default();
 
-    let mut current = 0usize;
-    let mut compliant = 0usize;
-    let mut problems: Vec<NamespaceProblem> = Vec::new();
-    for namespace in owned {
-        match reports.get(namespace) {
-            Some(report)
-                if report.owner.as_deref() == Some(name.as_str())
-                    && report.generation == generation =>
-            {
-                current += 1;
-                if report.is_compliant() {
-                    compliant += 1;
-                } else if let Some(first) = report.problems.first() {
-                    let more = report.problems.len() - 1;
-                    let message = if more > 0 {
-                        format!("{} (and {more} more)", first.message)
-                    } else {
-                        first.message.clone()
-                    };
-                    problems.push(NamespaceProblem {
-                        namespace: namespace.clone(),
-                        reason: first.reason.as_str().to_owned(),
-                        message,
-                    });
-                }
-            }
-            _ => {}
-        }
-    }
+    let Tally {
+        current,
+        compliant,
+        mut problems,
+    } = tally(&name, generation, owned, reports);
     for (namespace, winner) in selected_but_lost {
         problems.push(NamespaceProblem {
             namespace: namespace.clone(),
@@ -98,46 +74,9 @@ pub fn compute_status(
     } else {
         previous.observed_generation
     };
-    let (ready, ready_reason, ready_message) = if !reconciled {
-        (
-            "False",
-            Reason::Progressing.as_str(),
-            format!("{current} of {} namespaces reconciled", owned.len()),
-        )
-    } else if compliant == owned.len() {
-        (
-            "True",
-            Reason::Compliant.as_str(),
-            format!("all {} namespaces comply", owned.len()),
-        )
-    } else {
-        let reason = if profile.spec.mode == crate::api::Mode::Audit {
-            Reason::Drifted
-        } else {
-            Reason::NotCompliant
-        };
-        (
-            "False",
-            reason.as_str(),
-            format!("{compliant} of {} namespaces comply", owned.len()),
-        )
-    };
-    let reconciling = if reconciled {
-        (
-            "False",
-            Reason::Reconciled.as_str(),
-            format!("generation {generation} applied to every namespace"),
-        )
-    } else {
-        (
-            "True",
-            Reason::Progressing.as_str(),
-            format!(
-                "{current} of {} namespaces reconciled at generation {generation}",
-                owned.len()
-            ),
-        )
-    };
+    let (ready, ready_reason, ready_message) =
+        ready_condition(profile.spec.mode, current, compliant, owned.len());
+    let reconciling = reconciling_condition(current, owned.len(), generation);
     let stalled = match (&stalled_by, reconciled && any_owned_problem) {
         (Some(problem), true) => (
             "True",
@@ -175,6 +114,110 @@ pub fn compute_status(
         matched_namespaces: owned.len() as i32,
         compliant_namespaces: compliant as i32,
         non_compliant: problems,
+    }
+}
+
+/// What the reports of a profile's namespaces add up to.
+struct Tally {
+    /// Namespaces reconciled for this profile at its current generation.
+    current: usize,
+    /// Of those, the compliant ones.
+    compliant: usize,
+    /// The first problem of each of the others.
+    problems: Vec<NamespaceProblem>,
+}
+
+fn tally(
+    profile: &str,
+    generation: i64,
+    owned: &[String],
+    reports: &HashMap<String, NamespaceReport>,
+) -> Tally {
+    let mut tally = Tally {
+        current: 0,
+        compliant: 0,
+        problems: Vec::new(),
+    };
+    for namespace in owned {
+        let Some(report) = reports.get(namespace).filter(|report| {
+            report.owner.as_deref() == Some(profile) && report.generation == generation
+        }) else {
+            continue;
+        };
+        tally.current += 1;
+        if report.is_compliant() {
+            tally.compliant += 1;
+        } else if let Some(first) = report.problems.first() {
+            let more = report.problems.len() - 1;
+            let message = if more > 0 {
+                format!("{} (and {more} more)", first.message)
+            } else {
+                first.message.clone()
+            };
+            tally.problems.push(NamespaceProblem {
+                namespace: namespace.clone(),
+                reason: first.reason.as_str().to_owned(),
+                message,
+            });
+        }
+    }
+    tally
+}
+
+/// A condition's status, reason and message.
+type ConditionValue = (&'static str, &'static str, String);
+
+/// Ready: every owned namespace reconciled and compliant.
+fn ready_condition(
+    mode: crate::api::Mode,
+    current: usize,
+    compliant: usize,
+    owned: usize,
+) -> ConditionValue {
+    let reconciled = current == owned;
+    if !reconciled {
+        (
+            "False",
+            Reason::Progressing.as_str(),
+            format!("{current} of {} namespaces reconciled", owned),
+        )
+    } else if compliant == owned {
+        (
+            "True",
+            Reason::Compliant.as_str(),
+            format!("all {} namespaces comply", owned),
+        )
+    } else {
+        let reason = if mode == crate::api::Mode::Audit {
+            Reason::Drifted
+        } else {
+            Reason::NotCompliant
+        };
+        (
+            "False",
+            reason.as_str(),
+            format!("{compliant} of {} namespaces comply", owned),
+        )
+    }
+}
+
+/// Reconciling: not every owned namespace reconciled at this generation.
+fn reconciling_condition(current: usize, owned: usize, generation: i64) -> ConditionValue {
+    if current == owned {
+        (
+            "False",
+            Reason::Reconciled.as_str(),
+            format!("generation {generation} applied to every namespace"),
+        )
+    } else {
+        (
+            "True",
+            Reason::Progressing.as_str(),
+            format!(
+                "{current} of {} namespaces reconciled at generation {generation}",
+                owned
+            ),
+        )
     }
 }
 
@@ -409,21 +452,20 @@ mod tests {
         Time(Timestamp::from_second(1_800_000_000).expect("valid time"))
     }
 
-    #[test]
-    fn status_cases() {
-        let owned = vec!["a".to_owned(), "b".to_owned()];
-        struct Case {
-            name: &'static str,
-            mode: &'static str,
-            reports: Vec<(&'static str, NamespaceReport)>,
-            lost: Vec<(String, String)>,
-            want_ready: (&'static str, &'static str),
-            want_reconciling: &'static str,
-            want_stalled: &'static str,
-            want_compliant: i32,
-            want_observed: Option<i64>,
-        }
-        let cases = vec![
+    struct Case {
+        name: &'static str,
+        mode: &'static str,
+        reports: Vec<(&'static str, NamespaceReport)>,
+        lost: Vec<(String, String)>,
+        want_ready: (&'static str, &'static str),
+        want_reconciling: &'static str,
+        want_stalled: &'static str,
+        want_compliant: i32,
+        want_observed: Option<i64>,
+    }
+
+    fn status_cases_table_1() -> Vec<Case> {
+        let cases: Vec<Case> = vec![
             Case {
                 name: "all compliant",
                 mode: "Enforce",
@@ -463,6 +505,12 @@ mod tests {
                 want_compliant: 1,
                 want_observed: Some(2),
             },
+        ];
+        cases
+    }
+
+    fn status_cases_table_2() -> Vec<Case> {
+        let cases: Vec<Case> = vec![
             Case {
                 name: "audit drift is not stalled",
                 mode: "Audit",
@@ -489,6 +537,16 @@ mod tests {
                 want_observed: Some(2),
             },
         ];
+        cases
+    }
+
+    #[test]
+    fn status_cases() {
+        let cases: Vec<Case> = [status_cases_table_1(), status_cases_table_2()]
+            .into_iter()
+            .flatten()
+            .collect();
+        let owned = vec!["a".to_owned(), "b".to_owned()];
         for case in cases {
             let p = profile(2, case.mode);
             let reports: HashMap<String, NamespaceReport> = case

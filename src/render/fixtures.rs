@@ -25,13 +25,7 @@ pub(crate) fn profile_with_uid(spec: &str) -> ProductionProfile {
 }
 
 pub(crate) fn namespace(name: &str, labels: &[(&str, &str)]) -> NamespaceInfo {
-    NamespaceInfo {
-        name: name.to_owned(),
-        labels: labels
-            .iter()
-            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
-            .collect(),
-    }
+    NamespaceInfo::new(name, labels)
 }
 
 pub(crate) fn render(profile: &ProductionProfile, namespace: &NamespaceInfo) -> RenderedNamespace {

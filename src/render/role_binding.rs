@@ -226,28 +226,25 @@ mod tests {
         serde_saphyr::from_str(yaml).unwrap_or_else(|error| panic!("subject {yaml}: {error}"))
     }
 
-    #[test]
-    fn subject_cases() {
-        let shop = namespace(
-            "shop",
-            &[
-                ("team", "payments"),
-                ("example.com/cost-center", "cc-42"),
-                ("blank", ""),
-            ],
-        );
-        let group = |name: &str| Subject {
+    fn group(name: &str) -> Subject {
+        Subject {
             api_group: Some(RBAC_GROUP.to_owned()),
             kind: "Group".to_owned(),
             name: name.to_owned(),
             namespace: None,
-        };
-        let service_account = |name: &str, namespace: &str| Subject {
+        }
+    }
+
+    fn service_account(name: &str, namespace: &str) -> Subject {
+        Subject {
             api_group: None,
             kind: "ServiceAccount".to_owned(),
             name: name.to_owned(),
             namespace: Some(namespace.to_owned()),
-        };
+        }
+    }
+
+    fn subject_cases_table_1() -> Vec<(&'static str, Result<Subject, &'static str>)> {
         let cases: Vec<(&str, Result<Subject, &str>)> = vec![
             (
                 "{kind: Group, name: 'team-{{labels.team}}-viewers'}",
@@ -290,6 +287,12 @@ mod tests {
                     "Group `system:payments` is a system identity; profiles may not bind names starting with `system:`",
                 ),
             ),
+        ];
+        cases
+    }
+
+    fn subject_cases_table_2() -> Vec<(&'static str, Result<Subject, &'static str>)> {
+        let cases: Vec<(&str, Result<Subject, &str>)> = vec![
             (
                 "{kind: User, name: 'system:serviceaccount:kube-system:default'}",
                 Err(
@@ -339,6 +342,24 @@ mod tests {
                 Err("unknown template variable `name`; use {{namespace}} or {{labels.KEY}}"),
             ),
         ];
+        cases
+    }
+
+    #[test]
+    fn subject_cases() {
+        let cases: Vec<(&'static str, Result<Subject, &'static str>)> =
+            [subject_cases_table_1(), subject_cases_table_2()]
+                .into_iter()
+                .flatten()
+                .collect();
+        let shop = namespace(
+            "shop",
+            &[
+                ("team", "payments"),
+                ("example.com/cost-center", "cc-42"),
+                ("blank", ""),
+            ],
+        );
         for (yaml, expected) in cases {
             let rendered = render_subject(&subject(yaml), &shop).map_err(|error| error.to_string());
             assert_eq!(rendered, expected.map_err(str::to_owned), "{yaml}");

@@ -219,8 +219,8 @@ fn steps_from_the_index_and_the_record() {
     }
 }
 
-#[test]
-fn steps_after_a_read() {
+/// The desired quota and RoleBinding of a profile that wants both.
+fn desired_quota_and_binding() -> (Desired, Desired) {
     let enforce = profile("prod", &format!("{QUOTA}{BINDING}"));
     let plan = plan_with(
         &selected(),
@@ -235,97 +235,81 @@ fn steps_after_a_read() {
             .and_then(|o| o.desired.clone())
             .expect("desired")
     };
-    let (quota_desired, binding_desired) = (desired(&quota()), desired(&binding()));
-    let mut served_quota = quota_desired.body.clone();
-    served_quota["metadata"]["resourceVersion"] = json!("9");
-    served_quota["spec"]["hard"]["pods"] = json!("10");
-    served_quota["status"] = json!({});
-    let mut edited_quota = served_quota.clone();
-    edited_quota["spec"]["hard"]["pods"] = json!("99");
-    let mut other_role = binding_desired.body.clone();
-    other_role["roleRef"]["name"] = json!("edit");
-    let mut other_subjects = binding_desired.body.clone();
-    other_subjects["subjects"][0]["name"] = json!("h");
+    (desired(&quota()), desired(&binding()))
+}
+
+type ReadCase<'a> = (&'a str, Option<&'a Value>, Strategy, Step);
+
+#[test]
+fn steps_after_reading_an_object() {
+    let (desired, _) = desired_quota_and_binding();
+    let mut served = desired.body.clone();
+    served["metadata"]["resourceVersion"] = json!("9");
+    served["spec"]["hard"]["pods"] = json!("10");
+    served["status"] = json!({});
+    let mut edited = served.clone();
+    edited["spec"]["hard"]["pods"] = json!("99");
 
     use Strategy::{Audit, Enforce};
-    type Case<'a> = (&'a str, ObjectKey, &'a Desired, Option<&'a Value>, Strategy, Step);
-    let cases: Vec<Case> = vec![
-        (
-            "as wanted",
-            quota(),
-            &quota_desired,
-            Some(&served_quota),
-            Enforce,
-            Step::InSync,
-        ),
-        (
-            "as wanted, audit",
-            quota(),
-            &quota_desired,
-            Some(&served_quota),
-            Audit,
-            Step::InSync,
-        ),
-        (
-            "edited: heal",
-            quota(),
-            &quota_desired,
-            Some(&edited_quota),
-            Enforce,
-            Step::Heal,
-        ),
+    let cases: Vec<ReadCase> = vec![
+        ("as wanted", Some(&served), Enforce, Step::InSync),
+        ("as wanted, audit", Some(&served), Audit, Step::InSync),
+        ("edited: heal", Some(&edited), Enforce, Step::Heal),
         (
             "edited, audit: say what differs",
-            quota(),
-            &quota_desired,
-            Some(&edited_quota),
+            Some(&edited),
             Audit,
             Step::Drifted("spec differ from the profile".to_owned()),
         ),
-        (
-            "gone: create",
-            quota(),
-            &quota_desired,
-            None,
-            Enforce,
-            Step::Create,
-        ),
+        ("gone: create", None, Enforce, Step::Create),
         (
             "gone, audit",
-            quota(),
-            &quota_desired,
             None,
             Audit,
             Step::Drifted("missing".to_owned()),
         ),
+    ];
+    for (case, current, strategy, step) in cases {
+        assert_eq!(
+            decide_after_read(&quota(), &desired, current, strategy),
+            step,
+            "{case}"
+        );
+    }
+}
+
+#[test]
+fn a_role_binding_whose_role_changed_is_replaced() {
+    let (_, desired) = desired_quota_and_binding();
+    let mut other_role = desired.body.clone();
+    other_role["roleRef"]["name"] = json!("edit");
+    let mut other_subjects = desired.body.clone();
+    other_subjects["subjects"][0]["name"] = json!("h");
+
+    use Strategy::{Audit, Enforce};
+    let cases: Vec<ReadCase> = vec![
         (
             "roleRef changed: replace",
-            binding(),
-            &binding_desired,
             Some(&other_role),
             Enforce,
             Step::Replace,
         ),
         (
             "subjects changed: heal",
-            binding(),
-            &binding_desired,
             Some(&other_subjects),
             Enforce,
             Step::Heal,
         ),
         (
             "roleRef changed, audit",
-            binding(),
-            &binding_desired,
             Some(&other_role),
             Audit,
             Step::Drifted("roleRef differ from the profile".to_owned()),
         ),
     ];
-    for (case, key, desired, current, strategy, step) in cases {
+    for (case, current, strategy, step) in cases {
         assert_eq!(
-            decide_after_read(&key, desired, current, strategy),
+            decide_after_read(&binding(), &desired, current, strategy),
             step,
             "{case}"
         );
