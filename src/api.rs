@@ -23,6 +23,19 @@ pub const PROFILE_LABEL: &str = "baseliner.dev/profile";
 /// Label naming the namespace a managed object serves, for objects that live
 /// elsewhere (Velero Schedules live in the Velero namespace).
 pub const NAMESPACE_LABEL: &str = "baseliner.dev/namespace";
+/// The Pod Security Admission labels that set a level, and those that set
+/// the policy version of each level, in the same order.
+pub const POD_SECURITY_LEVEL_LABELS: [&str; 3] = [
+    "pod-security.kubernetes.io/enforce",
+    "pod-security.kubernetes.io/audit",
+    "pod-security.kubernetes.io/warn",
+];
+/// See [`POD_SECURITY_LEVEL_LABELS`].
+pub const POD_SECURITY_VERSION_LABELS: [&str; 3] = [
+    "pod-security.kubernetes.io/enforce-version",
+    "pod-security.kubernetes.io/audit-version",
+    "pod-security.kubernetes.io/warn-version",
+];
 /// Most namespaces listed in `status.nonCompliant`; the counts stay exact.
 pub const MAX_REPORTED_NAMESPACES: usize = 20;
 

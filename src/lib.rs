@@ -12,7 +12,11 @@
 //!   Velero Schedule type.
 //! - [`validate`]: offline validation of profile manifests, the CRD's
 //!   schema and CEL rules plus checks that need no cluster.
+//! - [`required_rights`]: the rights a profile implies for its author (the
+//!   rule the admission policy enforces), and [`access_review`], which asks
+//!   a cluster about them for `validate --as-user`.
 
+pub mod access_review;
 pub mod api;
 pub mod cli;
 pub mod controller;
@@ -21,6 +25,7 @@ pub mod http;
 pub mod lease;
 pub mod metrics;
 pub mod render;
+pub mod required_rights;
 pub mod run;
 pub mod selection;
 pub mod template;

@@ -7,7 +7,10 @@
 //! - [`namespace`]: the namespace cache's compact type.
 //! - [`status`]: per-profile status and Events.
 //! - [`compare`]: pure desired-versus-live comparison.
+//! - [`author_rights`]: whether the author-rights policy is enforced, which
+//!   RoleBinding writes and Pod Security lowering wait for.
 
+pub mod author_rights;
 pub mod compare;
 pub mod index;
 pub mod namespace;
@@ -40,6 +43,7 @@ use crate::health::CacheSync;
 use crate::metrics::Metrics;
 use crate::render::RenderOptions;
 use crate::selection::SelectionContext;
+use author_rights::AuthorRights;
 use index::{ManagedIndex, ManagedKind};
 use namespace::CachedNamespace;
 use report::Reports;
@@ -95,6 +99,9 @@ pub struct Config {
     pub workers: u16,
     pub render: RenderOptions,
     pub selection: SelectionContext,
+    /// Write RoleBindings and lower Pod Security even without the
+    /// author-rights policy: an administrator's explicit opt-out.
+    pub grant_without_author_rights_policy: bool,
 }
 
 impl Default for Config {
@@ -104,6 +111,7 @@ impl Default for Config {
             workers: 32,
             render: RenderOptions::default(),
             selection: SelectionContext::default(),
+            grant_without_author_rights_policy: false,
         }
     }
 }
@@ -123,6 +131,8 @@ pub struct Context {
     pub caches: CacheSync,
     /// True while this replica holds the leader lease.
     pub leader: watch::Receiver<bool>,
+    /// Whether RoleBindings may be written and Pod Security lowered.
+    pub author_rights: watch::Receiver<AuthorRights>,
     failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
 }
 
@@ -176,7 +186,7 @@ pub async fn run(
     // wait on it, and the controller's runner already waits on the
     // namespace store: a second waiter (or a `now_or_never` peek) would
     // steal its wake-up, leaving `/readyz` or the runner stuck.
-    caches.register([PROFILES, NAMESPACES]);
+    caches.register([PROFILES, NAMESPACES, AUTHOR_RIGHTS]);
     caches.register(ManagedKind::ALL.map(ManagedKind::as_str));
 
     let (profiles, profile_writer) = reflector::store::<ProductionProfile>();
@@ -201,6 +211,26 @@ pub async fn run(
 
     let (trigger_tx, trigger_rx) = mpsc::unbounded::<ObjectRef<CachedNamespace>>();
     let (resync_all_tx, resync_all_rx) = mpsc::unbounded::<()>();
+
+    let (author_rights_tx, author_rights) = watch::channel(AuthorRights::Unknown);
+    if config.grant_without_author_rights_policy {
+        warn!(
+            "--unsafe-grant-without-author-rights-policy: RoleBindings and Pod Security are written whether or not the API server checks profile authors' rights"
+        );
+        let _ = author_rights_tx.send(AuthorRights::Waived);
+        caches.mark_synced(AUTHOR_RIGHTS);
+    } else {
+        let caches = caches.clone();
+        let resync = resync_all_tx.clone();
+        tokio::spawn(author_rights::watch_author_rights(
+            client.clone(),
+            author_rights_tx,
+            move || {
+                caches.mark_synced(AUTHOR_RIGHTS);
+                let _ = resync.unbounded_send(());
+            },
+        ));
+    }
     let ctx = Arc::new(Context {
         client: client.clone(),
         config,
@@ -213,6 +243,7 @@ pub async fn run(
         metrics,
         caches,
         leader: leader.clone(),
+        author_rights,
         failures: Default::default(),
     });
 
@@ -420,6 +451,8 @@ impl ProfileVersions {
 /// Cache names, as `/readyz` reports them.
 pub const PROFILES: &str = "productionprofiles";
 pub const NAMESPACES: &str = "namespaces";
+/// The author-rights policy and its binding.
+pub const AUTHOR_RIGHTS: &str = "validatingadmissionpolicies";
 
 /// Marks `name` synced at the first `InitDone` of a reflected watch (the
 /// store has taken the whole list by then).

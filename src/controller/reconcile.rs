@@ -17,6 +17,7 @@ use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 use tracing::{debug, info, warn};
 
+use super::author_rights::{AuthorRights, pod_security_lowered};
 use super::compare::{comparable_part, desired_matches_live};
 use super::index::{DELETION_POLICY_ANNOTATION, LiveObject, ManagedKind, ObjectKey, WatchState};
 use super::namespace::CachedNamespace;
@@ -43,7 +44,13 @@ enum ObjectOutcome {
     Replaced,
     /// Audit mode: what differs, written nowhere.
     Drifted(String),
+    /// A write the author-rights guard holds back: what it would have done.
+    Held(String),
 }
+
+/// Problem reason while RoleBinding writes and Pod Security lowering wait
+/// for the author-rights policy.
+pub const AUTHOR_RIGHTS_REASON: &str = "AuthorRightsNotEnforced";
 
 pub async fn reconcile_namespace(
     namespace: Arc<CachedNamespace>,
@@ -56,11 +63,14 @@ pub async fn reconcile_namespace(
         return Ok(Action::await_change());
     }
     let profiles_listed = ctx.caches.is_synced(super::PROFILES);
-    if !ctx.managed.is_ready() || !profiles_listed {
+    let grants_known = ctx.caches.is_synced(super::AUTHOR_RIGHTS);
+    if !ctx.managed.is_ready() || !profiles_listed || !grants_known {
         // Until every kind is listed, an object missing from the index may
         // exist; applying it anyway would be a needless write. Until the
         // profiles are listed, every namespace looks unowned: releasing it
         // would prune everything baseliner made there (on every restart).
+        // Until the author-rights policy is read, grants would be held back
+        // and reported for nothing.
         return Ok(Action::requeue(std::time::Duration::from_millis(200)));
     }
     if namespace.is_terminating() {
@@ -119,6 +129,9 @@ async fn reconcile_owned(
 ) -> Result<(), Error> {
     let profile_name = profile.name_any();
     let enforce = profile.spec.mode == Mode::Enforce;
+    let grants = ctx.author_rights.borrow().clone();
+    // Writing a RoleBinding grants; without the author-rights policy it waits.
+    let held = |key: &ObjectKey| key.kind == ManagedKind::RoleBinding && !grants.allows_grants();
     let rendered = render_namespace(profile, info, &ctx.config.render);
     for problem in &rendered.problems {
         report.problems.push(Problem::new(
@@ -160,12 +173,11 @@ async fn reconcile_owned(
         desired.insert(key, body);
     }
 
-    let results = join_all(
-        desired
-            .iter()
-            .map(|(key, body)| ensure_object(ctx, key, body, live.get(key), enforce)),
-    )
-    .await;
+    let results =
+        join_all(desired.iter().map(|(key, body)| {
+            ensure_object(ctx, key, body, live.get(key), enforce && !held(key))
+        }))
+        .await;
     let mut first_error = None;
     for ((key, _), result) in desired.iter().zip(results) {
         match result {
@@ -186,7 +198,18 @@ async fn reconcile_owned(
                     format!("{key} (roleRef changed)"),
                 );
             }
-            Ok(ObjectOutcome::Drifted(what)) => {
+            Ok(ObjectOutcome::Drifted(what) | ObjectOutcome::Held(what))
+                if enforce && held(key) =>
+            {
+                hold_back(
+                    ctx,
+                    &profile_name,
+                    report,
+                    &grants,
+                    format!("{key} not written ({what})"),
+                );
+            }
+            Ok(ObjectOutcome::Drifted(what) | ObjectOutcome::Held(what)) => {
                 report
                     .problems
                     .push(Problem::new("Drifted", format!("{key}: {what}")));
@@ -229,10 +252,24 @@ async fn reconcile_owned(
         }
     }
 
-    let labels =
-        ensure_namespace_labels(ctx, profile, namespace, &rendered.namespace_labels, enforce).await;
+    let labels = ensure_namespace_labels(
+        ctx,
+        profile,
+        namespace,
+        &rendered.namespace_labels,
+        enforce,
+        &grants,
+    )
+    .await;
     match labels {
         Ok(ObjectOutcome::InSync) => {}
+        Ok(ObjectOutcome::Held(what)) => hold_back(
+            ctx,
+            &profile_name,
+            report,
+            &grants,
+            format!("Namespace {} Pod Security not lowered ({what})", info.name),
+        ),
         Ok(ObjectOutcome::Drifted(what)) => {
             report.problems.push(Problem::new(
                 "Drifted",
@@ -276,6 +313,49 @@ async fn reconcile_owned(
     first_error.map_or(Ok(()), Err)
 }
 
+/// Reports a write the author-rights guard holds back, in status, Events
+/// and the log.
+fn hold_back(
+    ctx: &Context,
+    profile: &str,
+    report: &mut NamespaceReport,
+    grants: &AuthorRights,
+    what: String,
+) {
+    let message = format!("{what}: {}", grants.reason());
+    warn!(profile, "{message}");
+    ctx.events
+        .warning(profile, AUTHOR_RIGHTS_REASON, message.clone());
+    report
+        .problems
+        .push(Problem::new(AUTHOR_RIGHTS_REASON, message));
+}
+
+/// The labels baseliner set on `namespace`, as its marker annotation lists them.
+fn owned_pod_security_labels(namespace: &CachedNamespace) -> Vec<&str> {
+    namespace
+        .annotation(POD_SECURITY_ANNOTATION)
+        .map(|marker| marker.split(',').filter(|k| !k.is_empty()).collect())
+        .unwrap_or_default()
+}
+
+/// What releasing the namespace's Pod Security labels would lower, unless
+/// orphaning (which leaves them) or the author-rights guard allows it.
+fn release_lowers(
+    namespace: &CachedNamespace,
+    orphan: bool,
+    grants: &AuthorRights,
+) -> Option<String> {
+    if orphan || grants.allows_grants() {
+        return None;
+    }
+    pod_security_lowered(
+        |k| namespace.label(k).map(str::to_owned),
+        &BTreeMap::new(),
+        &owned_pod_security_labels(namespace),
+    )
+}
+
 /// A namespace no profile owns: take back whatever baseliner put there, unless
 /// the profile that put it there is in Audit mode (Audit never writes).
 async fn release_unowned(
@@ -313,7 +393,18 @@ async fn release_unowned(
     let marked_by = namespace.annotation(PROFILE_LABEL);
     if namespace.annotation(POD_SECURITY_ANNOTATION).is_some() && !audited(marked_by) {
         let orphan = namespace.annotation(DELETION_POLICY_ANNOTATION) == Some("Orphan");
-        if let Err(error) = release_namespace_labels(ctx, namespace, orphan).await {
+        let grants = ctx.author_rights.borrow().clone();
+        if let Some(what) = release_lowers(namespace, orphan, &grants) {
+            let message = format!(
+                "Namespace {} Pod Security labels not removed ({what}): {}",
+                namespace.name_any(),
+                grants.reason()
+            );
+            warn!("{message}");
+            if let Some(profile) = marked_by {
+                ctx.events.warning(profile, AUTHOR_RIGHTS_REASON, message);
+            }
+        } else if let Err(error) = release_namespace_labels(ctx, namespace, orphan).await {
             first_error.get_or_insert(error);
         }
     }
@@ -480,6 +571,7 @@ async fn ensure_namespace_labels(
     namespace: &CachedNamespace,
     desired: &BTreeMap<String, String>,
     enforce: bool,
+    grants: &AuthorRights,
 ) -> Result<ObjectOutcome, Error> {
     let name = namespace.name_any();
     if desired.is_empty() {
@@ -490,6 +582,9 @@ async fn ensure_namespace_labels(
                 ));
             }
             let orphan = profile.spec.deletion_policy == DeletionPolicy::Orphan;
+            if let Some(what) = release_lowers(namespace, orphan, grants) {
+                return Ok(ObjectOutcome::Held(what));
+            }
             return Ok(if release_namespace_labels(ctx, namespace, orphan).await? {
                 ObjectOutcome::Healed
             } else {
@@ -523,6 +618,16 @@ async fn ensure_namespace_labels(
             "labels differ: want {}",
             differing.join(", ")
         )));
+    }
+    if !grants.allows_grants() {
+        let lowered = pod_security_lowered(
+            |k| namespace.label(k).map(str::to_owned),
+            desired,
+            &owned_pod_security_labels(namespace),
+        );
+        if let Some(what) = lowered {
+            return Ok(ObjectOutcome::Held(what));
+        }
     }
     let body = json!({
         "apiVersion": "v1",

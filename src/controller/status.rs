@@ -33,8 +33,9 @@ const NAMESPACES_PER_EVENT: usize = 10;
 
 /// Problems that persist until someone changes the profile or the operator's
 /// configuration; while any is present the profile is Stalled.
-const STALLING_REASONS: [&str; 5] = [
+const STALLING_REASONS: [&str; 6] = [
     "Rejected",
+    super::reconcile::AUTHOR_RIGHTS_REASON,
     "RoleNotAllowed",
     "InvalidSubject",
     "BackupsUnavailable",
