@@ -8,6 +8,9 @@ CONTROLPLANE := e2e/controlplane
 BASELINER ?= $(CARGO) run -q -p baseliner --
 CRD := crds/baseliner.dev_productionprofiles.yaml
 CRD_COPY := config/crd/bases/baseliner.dev_productionprofiles.yaml
+# The author-rights ValidatingAdmissionPolicy and its binding (hand-written).
+POLICY := crds/baseliner.dev_author-rights.yaml
+POLICY_COPY := config/crd/bases/baseliner.dev_author-rights.yaml
 KUBECTL ?= $(shell test -x target/cluster/bin/kubectl && echo target/cluster/bin/kubectl || echo kubectl)
 # The operator image deploy and build-installer put in the Deployment.
 IMG ?= baseliner:latest
@@ -28,11 +31,11 @@ help: ## List the targets
 run: ## Run the operator: against KUBECONFIG if set, else the local control plane with the samples
 	hack/run.sh
 
-install: ## Install the CRD into the cluster in KUBECONFIG
-	$(KUBECTL) apply --server-side -f $(CRD)
+install: ## Install the CRD and the author-rights policy into the cluster in KUBECONFIG
+	$(KUBECTL) apply --server-side -f $(CRD) -f $(POLICY)
 
-uninstall: ## Remove the CRD (and with it every ProductionProfile) from the cluster in KUBECONFIG
-	$(KUBECTL) delete --ignore-not-found -f $(CRD)
+uninstall: ## Remove the CRD (and with it every ProductionProfile) and the author-rights policy
+	$(KUBECTL) delete --ignore-not-found -f $(CRD) -f $(POLICY)
 
 ## Deploy (config/default: CRD, RBAC, the operator in baseliner-system)
 
@@ -97,10 +100,11 @@ cluster-status: ## Is the control plane running and ready?
 build: ## Build the baseliner binary (target/debug/baseliner)
 	$(CARGO) build -p baseliner
 
-crd: ## Regenerate crds/ and config/crd/bases/ from src/api.rs
+crd: ## Regenerate crds/ and config/crd/bases/ from src/api.rs (and copy the policy)
 	$(BASELINER) crd > $(CRD).tmp
 	mv $(CRD).tmp $(CRD)
 	cp $(CRD) $(CRD_COPY)
+	cp $(POLICY) $(POLICY_COPY)
 
 check-crd: ## Fail if the committed CRD is not what src/api.rs generates
 	@$(BASELINER) crd > $(CRD).generated
@@ -108,6 +112,7 @@ check-crd: ## Fail if the committed CRD is not what src/api.rs generates
 	  diff -u $$f $(CRD).generated >&2 || { rm -f $(CRD).generated; echo "$$f is out of date: run make crd" >&2; exit 1; }; \
 	done
 	@rm -f $(CRD).generated
+	@diff -u $(POLICY) $(POLICY_COPY) >&2 || { echo "$(POLICY_COPY) differs from $(POLICY): run make crd" >&2; exit 1; }
 	@echo "CRD is current"
 
 lint: ## cargo fmt --check and clippy with warnings as errors

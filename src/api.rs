@@ -41,6 +41,19 @@ pub const POD_SECURITY_LABELS: [&str; 6] = [
     "pod-security.kubernetes.io/warn",
     "pod-security.kubernetes.io/warn-version",
 ];
+/// The Pod Security Admission labels that set a level, and those that set
+/// the policy version of each level, in the same order.
+pub const POD_SECURITY_LEVEL_LABELS: [&str; 3] = [
+    "pod-security.kubernetes.io/enforce",
+    "pod-security.kubernetes.io/audit",
+    "pod-security.kubernetes.io/warn",
+];
+/// See [`POD_SECURITY_LEVEL_LABELS`].
+pub const POD_SECURITY_VERSION_LABELS: [&str; 3] = [
+    "pod-security.kubernetes.io/enforce-version",
+    "pod-security.kubernetes.io/audit-version",
+    "pod-security.kubernetes.io/warn-version",
+];
 /// Most namespaces listed in `status.nonCompliant`; the counts stay exact.
 pub const MAX_REPORTED_NAMESPACES: usize = 20;
 

@@ -13,6 +13,7 @@ use kube::CustomResourceExt;
 use serde_json::{Value, json};
 use thiserror::Error;
 
+use crate::access_review;
 use crate::api::{NAMESPACE_NAME_LABEL, ProductionProfile};
 use crate::namespace::NamespaceInfo;
 use crate::render::{
@@ -46,11 +47,14 @@ pub enum Command {
     /// schedules, TTLs and subject templates. Prints one line per problem
     /// (`FILE: document N (NAME): FIELD: MESSAGE`) and exits 1 if there is
     /// any; prints `ok` per valid document and exits 0 otherwise.
-    Validate {
-        /// YAML files, each holding one or more documents; `-` reads stdin.
-        #[arg(required = true, value_name = "FILE")]
-        files: Vec<PathBuf>,
-    },
+    ///
+    /// With `--as-user` or `--as-group` it also asks the cluster in
+    /// $KUBECONFIG (SubjectAccessReviews, which need `create` on
+    /// `subjectaccessreviews`) whether that identity holds, cluster-wide,
+    /// every right creating each profile implies: the rule the API server
+    /// enforces at admission. A missing right is a problem line naming the
+    /// field and the permission.
+    Validate(ValidateArgs),
     /// Print the objects a profile would create for one namespace.
     ///
     /// The output is what the operator would apply, ready for
@@ -63,6 +67,24 @@ pub enum Command {
     Render(RenderArgs),
     /// Run the operator against the cluster in $KUBECONFIG (or in-cluster).
     Run(crate::run::RunArgs),
+}
+
+/// Arguments of `baseliner validate`.
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// YAML files, each holding one or more documents; `-` reads stdin.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Check that this user (as the API server names it, e.g.
+    /// `system:serviceaccount:argocd:argocd-application-controller`) may
+    /// write the profiles.
+    #[arg(long, value_name = "USER")]
+    pub as_user: Option<String>,
+
+    /// A group of that identity; repeat for more.
+    #[arg(long = "as-group", value_name = "GROUP")]
+    pub as_groups: Vec<String>,
 }
 
 /// Arguments of `baseliner render`.
@@ -152,6 +174,9 @@ pub enum Error {
         /// Why it is not a label.
         reason: String,
     },
+    /// The cluster could not answer `validate --as-user`.
+    #[error(transparent)]
+    Cluster(#[from] access_review::Error),
     /// The CRD or an object cannot be written as YAML.
     #[error("cannot write YAML: {0}")]
     Yaml(String),
@@ -186,7 +211,7 @@ impl From<Outcome> for ExitCode {
 pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Outcome, Error> {
     match cli.command {
         Command::Crd => print_crd(out),
-        Command::Validate { files } => validate_files(&files, out, err),
+        Command::Validate(args) => validate_files(&args, out, err),
         Command::Render(args) => render(&args, out, err),
         Command::Run(args) => match crate::run::run(args) {
             Ok(()) => Ok(Outcome::Success),
@@ -209,12 +234,21 @@ pub fn crd_yaml() -> Result<String, Error> {
 }
 
 fn validate_files(
-    files: &[PathBuf],
+    args: &ValidateArgs,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<Outcome, Error> {
+    let identity =
+        (args.as_user.is_some() || !args.as_groups.is_empty()).then(|| access_review::Identity {
+            user: args.as_user.clone(),
+            groups: args.as_groups.clone(),
+        });
+    let mut reviewer = match &identity {
+        Some(identity) => Some(access_review::Reviewer::connect(identity.clone())?),
+        None => None,
+    };
     let mut outcome = Outcome::Success;
-    for file in files {
+    for file in &args.files {
         let name = display_path(file);
         let reports = match read_input(file).and_then(|text| {
             let reports = validate::validate_documents(&text);
@@ -233,6 +267,18 @@ fn validate_files(
             }
         };
         for report in &reports {
+            if let (Some(reviewer), Some(profile)) = (&mut reviewer, &report.profile) {
+                let denied = reviewer.denied(&profile.spec)?;
+                for line in &denied {
+                    writeln!(err, "{name}: {}: {line}", report.label())?;
+                }
+                if !denied.is_empty() {
+                    outcome = Outcome::Problems;
+                    if report.is_valid() {
+                        continue;
+                    }
+                }
+            }
             if report.is_valid() {
                 writeln!(out, "{name}: {}: ok", report.label())?;
             } else {

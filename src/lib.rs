@@ -15,6 +15,9 @@
 //! - [`render`]: from a profile and a namespace to the desired objects.
 //! - [`validate`]: offline validation of profile manifests, the CRD's
 //!   schema and CEL rules plus checks that need no cluster.
+//! - [`required_rights`]: the rights a profile implies for its author (the
+//!   rule the admission policy enforces), and [`access_review`], which asks
+//!   a cluster about them for `validate --as-user`.
 //!
 //! The operator and its command line:
 //! - [`controller`]: watches, the per-namespace plan and its execution,
@@ -24,6 +27,7 @@
 //!   [`lease`] (leader election), [`http`] (`/metrics`, `/healthz`,
 //!   `/readyz`), [`health`] (cache readiness) and [`metrics`].
 
+pub mod access_review;
 pub mod api;
 pub mod cli;
 pub mod controller;
@@ -36,6 +40,7 @@ pub mod metrics;
 pub mod namespace;
 pub mod reason;
 pub mod render;
+pub mod required_rights;
 pub mod run;
 pub mod selection;
 pub mod syntax;

@@ -55,6 +55,9 @@ reasons! {
     InvalidSchedule = "InvalidSchedule",
     /// The namespace is selected, but a higher-priority profile owns it.
     Conflict = "Conflict",
+    /// A RoleBinding write or a lowering of Pod Security is held back: the
+    /// author-rights policy is not in force (also a warning Event).
+    AuthorRightsNotEnforced = "AuthorRightsNotEnforced",
 
     // Reasons of the conditions only.
     /// Ready/Reconciling: not every namespace is reconciled at this generation.
@@ -91,6 +94,7 @@ impl Reason {
         matches!(
             self,
             Self::Rejected
+                | Self::AuthorRightsNotEnforced
                 | Self::RoleNotAllowed
                 | Self::InvalidSubject
                 | Self::BackupsUnavailable
@@ -174,7 +178,8 @@ mod tests {
                 "BackupsUnavailable",
                 "RoleNotAllowed",
                 "InvalidSubject",
-                "InvalidSchedule"
+                "InvalidSchedule",
+                "AuthorRightsNotEnforced"
             ]
         );
     }

@@ -72,6 +72,14 @@ pub struct RunArgs {
     )]
     pub allowed_cluster_roles: Vec<String>,
 
+    /// Write RoleBindings and lower Pod Security levels even while the
+    /// author-rights ValidatingAdmissionPolicy is missing or altered. Then
+    /// anyone who may write a profile can grant through baseliner what they
+    /// could not grant themselves: only for clusters where profile writers
+    /// are cluster administrators anyway.
+    #[arg(long, env = "BASELINER_UNSAFE_GRANT_WITHOUT_AUTHOR_RIGHTS_POLICY")]
+    pub unsafe_grant_without_author_rights_policy: bool,
+
     /// The namespace the operator runs in; never selected unless a profile
     /// names it in `include`.
     #[arg(long, env = "POD_NAMESPACE")]
@@ -215,6 +223,7 @@ async fn run_operator(args: RunArgs) -> Result<(), Error> {
         selection: SelectionContext {
             operator_namespace: args.operator_namespace,
         },
+        grant_without_author_rights_policy: args.unsafe_grant_without_author_rights_policy,
     };
     info!(allowed_cluster_roles = ?config.render.allowed_cluster_roles, leader_elect = lease_config.is_some(), "baseliner starting");
 

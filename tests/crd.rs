@@ -37,6 +37,20 @@ fn committed_crd_is_current() {
 }
 
 #[test]
+fn author_rights_policy_copy_is_current() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |file: &str| {
+        std::fs::read_to_string(root.join(file))
+            .unwrap_or_else(|e| panic!("cannot read {file}: {e}"))
+    };
+    assert!(
+        read("crds/baseliner.dev_author-rights.yaml")
+            == read("config/crd/bases/baseliner.dev_author-rights.yaml"),
+        "config/crd/bases/baseliner.dev_author-rights.yaml differs from crds/; run `make crd`"
+    );
+}
+
+#[test]
 fn crd_kustomization_lists_the_committed_copy() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/crd/kustomization.yaml");
     let text = std::fs::read_to_string(path).expect("config/crd/kustomization.yaml exists");
@@ -45,6 +59,7 @@ fn crd_kustomization_lists_the_committed_copy() {
         .as_array()
         .expect("it lists resources");
     assert!(resources.contains(&Value::from("bases/baseliner.dev_productionprofiles.yaml")));
+    assert!(resources.contains(&Value::from("bases/baseliner.dev_author-rights.yaml")));
 }
 
 /// Walks every schema node below `node`, calling `visit(path, node, is_property)`.

@@ -9,6 +9,7 @@ use kube::runtime::reflector::Store;
 use thiserror::Error;
 use tokio::sync::watch;
 
+use super::author_rights::AuthorRights;
 use super::events::EventBatcher;
 use super::index::ManagedIndex;
 use super::namespace::CachedNamespace;
@@ -23,6 +24,8 @@ use crate::selection::SelectionContext;
 /// Cache names, as `/readyz` reports them.
 pub const PROFILES: &str = "productionprofiles";
 pub const NAMESPACES: &str = "namespaces";
+/// The author-rights policy and its binding.
+pub const AUTHOR_RIGHTS: &str = "validatingadmissionpolicies";
 
 /// Errors of the controller layer.
 #[derive(Debug, Error)]
@@ -73,6 +76,9 @@ pub struct Config {
     pub workers: u16,
     pub render: RenderOptions,
     pub selection: SelectionContext,
+    /// Write RoleBindings and lower Pod Security even without the
+    /// author-rights policy: an administrator's explicit opt-out.
+    pub grant_without_author_rights_policy: bool,
 }
 
 impl Default for Config {
@@ -82,6 +88,7 @@ impl Default for Config {
             workers: 32,
             render: RenderOptions::default(),
             selection: SelectionContext::default(),
+            grant_without_author_rights_policy: false,
         }
     }
 }
@@ -101,5 +108,7 @@ pub struct Context {
     pub caches: CacheSync,
     /// True while this replica holds the leader lease.
     pub leader: watch::Receiver<bool>,
+    /// Whether RoleBindings may be written and Pod Security lowered.
+    pub author_rights: watch::Receiver<AuthorRights>,
     pub(crate) failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
 }

@@ -11,7 +11,10 @@
 //! - [`report`]: what each namespace's last reconcile found.
 //! - [`status`]: per-profile status and Events.
 //! - [`compare`]: pure desired-versus-live comparison.
+//! - [`author_rights`]: whether the author-rights policy is enforced, which
+//!   RoleBinding writes and Pod Security lowering wait for.
 
+pub mod author_rights;
 pub mod compare;
 pub mod context;
 pub mod events;
@@ -46,7 +49,8 @@ use crate::api::{MANAGED_BY_LABEL, MANAGER_NAME, ProductionProfile};
 use crate::health::CacheSync;
 use crate::kind::ManagedKind;
 use crate::metrics::Metrics;
-pub use context::{Config, Context, Error, NAMESPACES, PROFILES};
+use author_rights::AuthorRights;
+pub use context::{AUTHOR_RIGHTS, Config, Context, Error, NAMESPACES, PROFILES};
 use events::EventBatcher;
 use index::ManagedIndex;
 use namespace::CachedNamespace;
@@ -103,7 +107,7 @@ pub async fn run(
     // wait on it, and the controller's runner already waits on the
     // namespace store: a second waiter (or a `now_or_never` peek) would
     // steal its wake-up, leaving `/readyz` or the runner stuck.
-    caches.register([PROFILES, NAMESPACES]);
+    caches.register([PROFILES, NAMESPACES, AUTHOR_RIGHTS]);
     caches.register(ManagedKind::ALL.map(ManagedKind::as_str));
 
     let (profiles, profile_writer) = reflector::store::<ProductionProfile>();
@@ -127,6 +131,13 @@ pub async fn run(
 
     let (trigger_tx, trigger_rx) = mpsc::unbounded::<ObjectRef<CachedNamespace>>();
     let (resync_all_tx, resync_all_rx) = mpsc::unbounded::<()>();
+
+    let author_rights = watch_author_rights(
+        &client,
+        config.grant_without_author_rights_policy,
+        &caches,
+        resync_all_tx.clone(),
+    );
     let ctx = Arc::new(Context {
         client: client.clone(),
         config,
@@ -139,6 +150,7 @@ pub async fn run(
         metrics,
         caches,
         leader: leader.clone(),
+        author_rights,
         failures: Default::default(),
     });
 
@@ -182,6 +194,36 @@ pub async fn run(
     .await;
     info!("controller stopped");
     Ok(())
+}
+
+/// Whether grants are allowed, kept current from the author-rights policy
+/// (or waived by the administrator); `caches` learns once it is known.
+fn watch_author_rights(
+    client: &Client,
+    waived: bool,
+    caches: &CacheSync,
+    resync_all: mpsc::UnboundedSender<()>,
+) -> watch::Receiver<AuthorRights> {
+    let (author_rights_tx, author_rights) = watch::channel(AuthorRights::Unknown);
+    if waived {
+        warn!(
+            "--unsafe-grant-without-author-rights-policy: RoleBindings and Pod Security are written whether or not the API server checks profile authors' rights"
+        );
+        let _ = author_rights_tx.send(AuthorRights::Waived);
+        caches.mark_synced(AUTHOR_RIGHTS);
+    } else {
+        let caches = caches.clone();
+        let resync = resync_all.clone();
+        tokio::spawn(author_rights::watch_author_rights(
+            client.clone(),
+            author_rights_tx,
+            move || {
+                caches.mark_synced(AUTHOR_RIGHTS);
+                let _ = resync.unbounded_send(());
+            },
+        ));
+    }
+    author_rights
 }
 
 /// Runs kube's controller over the namespaces until `shutdown` completes.

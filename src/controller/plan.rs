@@ -15,7 +15,10 @@
 //!
 //! How a plan may be carried out is its [`Strategy`]: `Enforce` writes,
 //! `Audit` plans and reports and never writes, so an Audit plan holds only
-//! steps that write nothing.
+//! steps that write nothing. While the author-rights policy is not in force
+//! ([`super::author_rights`]), Enforce holds back what would grant: a
+//! RoleBinding to write or a Pod Security level to lower is planned as
+//! [`Step::Held`] / [`LabelStep::Held`], reported and not written.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,6 +26,7 @@ use std::sync::Arc;
 use kube::ResourceExt;
 use serde_json::{Value, json};
 
+use super::author_rights::{AuthorRights, pod_security_lowered};
 use super::compare::{comparable_part, desired_matches_live};
 use super::index::{LiveObject, ObjectKey};
 use super::namespace::CachedNamespace;
@@ -43,27 +47,47 @@ const SCHEDULE_CRD: &str = "schedules.velero.io";
 pub const NO_LONGER_DESIRED: &str = "is no longer desired and would be pruned";
 
 /// How a plan may be carried out: stackable's `ClusterResourceApplyStrategy`
-/// for baseliner's two modes.
+/// for baseliner's modes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Strategy {
     /// Create, heal, replace and prune.
     Enforce,
+    /// Enforce, but hold back what grants (RoleBinding writes, lowering
+    /// Pod Security): the author-rights policy is not in force.
+    EnforceHoldingGrants,
     /// Plan and report what differs; never write.
     Audit,
 }
 
 impl Strategy {
-    /// The strategy a profile's mode asks for.
-    pub fn for_mode(mode: Mode) -> Self {
+    /// The strategy a profile's mode asks for, given whether grants are
+    /// allowed.
+    pub fn new(mode: Mode, grants: &AuthorRights) -> Self {
         match mode {
-            Mode::Enforce => Self::Enforce,
             Mode::Audit => Self::Audit,
+            Mode::Enforce if grants.allows_grants() => Self::Enforce,
+            Mode::Enforce => Self::EnforceHoldingGrants,
         }
     }
 
     /// Whether plans under this strategy may write.
     pub fn writes(self) -> bool {
-        self == Self::Enforce
+        self != Self::Audit
+    }
+
+    /// Whether writes that grant are held back.
+    pub fn holds_grants(self) -> bool {
+        self == Self::EnforceHoldingGrants
+    }
+
+    /// The strategy for objects of `kind`: writing a RoleBinding grants, so
+    /// while grants are held it is only planned, as under Audit.
+    pub fn for_kind(self, kind: ManagedKind) -> Self {
+        if self.holds_grants() && kind == ManagedKind::RoleBinding {
+            Self::Audit
+        } else {
+            self
+        }
     }
 }
 
@@ -87,9 +111,20 @@ pub enum Step {
     NeedsRead,
     /// Audit: what differs, reported and written nowhere.
     Drifted(String),
+    /// A write that grants, held back while the author-rights policy is not
+    /// in force: what it would do.
+    Held(String),
 }
 
 impl Step {
+    /// What a step planned as under Audit means for a write that is held.
+    fn held(self) -> Self {
+        match self {
+            Self::Drifted(what) => Self::Held(what),
+            other => other,
+        }
+    }
+
     /// Whether carrying the step out writes to the API server.
     pub fn writes(&self) -> bool {
         matches!(
@@ -143,6 +178,9 @@ pub enum LabelStep {
     },
     /// Audit: what differs.
     Drifted(String),
+    /// Lowering Pod Security, held back while the author-rights policy is
+    /// not in force: what would be lowered.
+    Held(String),
 }
 
 /// The owner of a namespace, as the plan saw it.
@@ -179,6 +217,8 @@ pub struct NamespacePlan {
     pub objects: Vec<ObjectPlan>,
     /// The namespace's Pod Security labels.
     pub labels: LabelStep,
+    /// Why grants are held back, when they are.
+    pub held_because: Option<String>,
 }
 
 /// What baseliner remembers of its own reads and writes (see
@@ -211,6 +251,8 @@ pub struct PlanInput<'a> {
     /// Whether the API server serves Velero Schedules (`false` when Velero
     /// is known not to be installed).
     pub schedules_served: bool,
+    /// Whether baseliner may grant (the author-rights policy).
+    pub grants: &'a AuthorRights,
 }
 
 /// Plans one namespace's reconcile.
@@ -225,9 +267,13 @@ pub fn plan_namespace(input: &PlanInput, verified: &impl VerifiedRecord) -> Name
         problems: Vec::new(),
         objects: Vec::new(),
         labels: LabelStep::InSync,
+        held_because: None,
     };
     if plan.terminating {
         return plan;
+    }
+    if !input.grants.allows_grants() {
+        plan.held_because = Some(input.grants.reason());
     }
     let info = NamespaceInfo {
         name: plan.namespace.clone(),
@@ -253,7 +299,7 @@ fn plan_owned(
     info: &NamespaceInfo,
     verified: &impl VerifiedRecord,
 ) {
-    let strategy = Strategy::for_mode(profile.spec.mode);
+    let strategy = Strategy::new(profile.spec.mode, input.grants);
     let profile_name = profile.name_any();
     let rendered = render_namespace(profile, info, input.render);
     let orphan = profile.spec.deletion_policy == DeletionPolicy::Orphan;
@@ -367,13 +413,33 @@ fn plan_unowned(plan: &mut NamespacePlan, input: &PlanInput, verified: &impl Ver
         && !audited(namespace.annotation(PROFILE_LABEL))
     {
         let orphan = namespace.annotation(DELETION_POLICY_ANNOTATION) == Some("Orphan");
-        plan.labels = release_labels(namespace, orphan, verified);
+        let strategy = Strategy::new(Mode::Enforce, input.grants);
+        plan.labels = match release_lowers(namespace, orphan, strategy) {
+            Some(what) => LabelStep::Held(what),
+            None => release_labels(namespace, orphan, verified),
+        };
     }
 }
 
 /// The step for a desired object, from its index entry and the verified
 /// record alone.
 pub fn decide_desired(
+    key: &ObjectKey,
+    desired: &Desired,
+    live: Option<&LiveObject>,
+    strategy: Strategy,
+    verified: &impl VerifiedRecord,
+) -> Step {
+    let for_kind = strategy.for_kind(key.kind);
+    let step = decide_from_index(key, desired, live, for_kind, verified);
+    if for_kind == strategy {
+        step
+    } else {
+        step.held()
+    }
+}
+
+fn decide_from_index(
     key: &ObjectKey,
     desired: &Desired,
     live: Option<&LiveObject>,
@@ -397,6 +463,21 @@ pub fn decide_desired(
 /// The step for a desired object once it has been read: `current` is its
 /// body, `None` when it turned out to be gone.
 pub fn decide_after_read(
+    key: &ObjectKey,
+    desired: &Desired,
+    current: Option<&Value>,
+    strategy: Strategy,
+) -> Step {
+    let for_kind = strategy.for_kind(key.kind);
+    let step = decide_from_body(key, desired, current, for_kind);
+    if for_kind == strategy {
+        step
+    } else {
+        step.held()
+    }
+}
+
+fn decide_from_body(
     key: &ObjectKey,
     desired: &Desired,
     current: Option<&Value>,
@@ -452,6 +533,9 @@ fn plan_labels(
             return LabelStep::Drifted("Pod Security labels would be removed".to_owned());
         }
         let orphan = wanted.deletion_policy == DeletionPolicy::Orphan;
+        if let Some(what) = release_lowers(namespace, orphan, strategy) {
+            return LabelStep::Held(what);
+        }
         return release_labels(namespace, orphan, verified);
     }
     let marker = wanted.marker();
@@ -477,6 +561,15 @@ fn plan_labels(
         }
         return LabelStep::Drifted(format!("labels differ: want {}", differing.join(", ")));
     }
+    if strategy.holds_grants()
+        && let Some(what) = pod_security_lowered(
+            |k| namespace.label(k).map(str::to_owned),
+            wanted.labels,
+            &owned_pod_security_labels(namespace),
+        )
+    {
+        return LabelStep::Held(what);
+    }
     let name = namespace.name_any();
     let body = wanted.apply_patch(&name);
     let fingerprint = fingerprint(&body);
@@ -486,6 +579,27 @@ fn plan_labels(
         return LabelStep::InSync;
     }
     LabelStep::Apply { body, fingerprint }
+}
+
+/// The labels baseliner set on `namespace`, as its marker annotation lists them.
+fn owned_pod_security_labels(namespace: &CachedNamespace) -> Vec<&str> {
+    namespace
+        .annotation(POD_SECURITY_ANNOTATION)
+        .map(|marker| marker.split(',').filter(|k| !k.is_empty()).collect())
+        .unwrap_or_default()
+}
+
+/// What releasing the namespace's Pod Security labels would lower, when
+/// grants are held back (orphaning leaves the labels, so lowers nothing).
+fn release_lowers(namespace: &CachedNamespace, orphan: bool, strategy: Strategy) -> Option<String> {
+    if orphan || !strategy.holds_grants() {
+        return None;
+    }
+    pod_security_lowered(
+        |k| namespace.label(k).map(str::to_owned),
+        &BTreeMap::new(),
+        &owned_pod_security_labels(namespace),
+    )
 }
 
 /// Giving the labels up, unless we already did and the namespace cache has

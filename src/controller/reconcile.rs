@@ -42,11 +42,14 @@ pub async fn reconcile_namespace(
         return Ok(Action::await_change());
     }
     let profiles_listed = ctx.caches.is_synced(super::PROFILES);
-    if !ctx.managed.is_ready() || !profiles_listed {
+    let grants_known = ctx.caches.is_synced(super::AUTHOR_RIGHTS);
+    if !ctx.managed.is_ready() || !profiles_listed || !grants_known {
         // Until every kind is listed, an object missing from the index may
         // exist; applying it anyway would be a needless write. Until the
         // profiles are listed, every namespace looks unowned: releasing it
         // would prune everything baseliner made there (on every restart).
+        // Until the author-rights policy is read, grants would be held back
+        // and reported for nothing.
         return Ok(Action::requeue(std::time::Duration::from_millis(200)));
     }
     let profiles = ctx.profiles.state();
@@ -55,6 +58,7 @@ pub async fn reconcile_namespace(
     } else {
         ctx.managed.objects_serving(&namespace.name_any())
     };
+    let grants = ctx.author_rights.borrow().clone();
     let input = PlanInput {
         namespace: &namespace,
         profiles: &profiles,
@@ -62,6 +66,7 @@ pub async fn reconcile_namespace(
         render: &ctx.config.render,
         live: &live,
         schedules_served: ctx.managed.state(ManagedKind::Schedule) != Some(WatchState::NotServed),
+        grants: &grants,
     };
     let plan = plan_namespace(&input, &ctx.verified);
     if plan.terminating {
@@ -123,8 +128,20 @@ async fn execute(
     )
     .await;
     for (object, result) in desired.iter().zip(results) {
-        if let Err(error) = report_object(ctx, profile, &object.key, result, report) {
-            first_error.get_or_insert(error);
+        let key = &object.key;
+        match (result, profile) {
+            (Ok(Step::Held(what)), Some(profile)) => hold_back(
+                ctx,
+                profile,
+                &plan,
+                report,
+                format!("{key} not written ({what})"),
+            ),
+            (result, _) => {
+                if let Err(error) = report_object(ctx, profile, key, result, report) {
+                    first_error.get_or_insert(error);
+                }
+            }
         }
     }
 
@@ -264,8 +281,9 @@ async fn ensure_object(
         }
         step => step.clone(),
     };
-    if step.writes() && !strategy.writes() {
-        // Plans under Audit hold no writes; never carry one out.
+    if step.writes() && !strategy.for_kind(key.kind).writes() {
+        // Plans under Audit (and grants held back) hold no such writes;
+        // never carry one out.
         return Ok(Step::InSync);
     }
     match step {
@@ -382,6 +400,29 @@ async fn execute_labels(
             ));
             return Ok(());
         }
+        LabelStep::Held(what) => {
+            match owner {
+                Some(owner) => hold_back(
+                    ctx,
+                    &owner.profile,
+                    plan,
+                    report,
+                    format!("Namespace {name} Pod Security not lowered ({what})"),
+                ),
+                None => {
+                    let message = format!(
+                        "Namespace {name} Pod Security labels not removed ({what}): {}",
+                        plan.held_because.as_deref().unwrap_or_default()
+                    );
+                    warn!("{message}");
+                    if let Some(profile) = namespace.annotation(PROFILE_LABEL) {
+                        ctx.events
+                            .warning(profile, Reason::AuthorRightsNotEnforced, message);
+                    }
+                }
+            }
+            return Ok(());
+        }
         _ if owner.is_some_and(|owner| !owner.strategy.writes()) => return Ok(()),
         LabelStep::Apply { body, fingerprint } => {
             patch_namespace(ctx, namespace, Patch::Apply(body), "apply", *fingerprint).await
@@ -425,6 +466,27 @@ async fn execute_labels(
             Err(error)
         }
     }
+}
+
+/// Reports a write the author-rights guard holds back, in status, Events
+/// and the log.
+fn hold_back(
+    ctx: &Context,
+    profile: &str,
+    plan: &NamespacePlan,
+    report: &mut NamespaceReport,
+    what: String,
+) {
+    let message = format!(
+        "{what}: {}",
+        plan.held_because.as_deref().unwrap_or_default()
+    );
+    warn!(profile, "{message}");
+    ctx.events
+        .warning(profile, Reason::AuthorRightsNotEnforced, message.clone());
+    report
+        .problems
+        .push(Problem::new(Reason::AuthorRightsNotEnforced, message));
 }
 
 /// Patches the namespace (server-side apply with our field manager, or a

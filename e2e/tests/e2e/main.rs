@@ -1,6 +1,7 @@
 //! The e2e suite against the real local control plane. Everything is in
 //! this one test binary, so the plane is started (or found) once per run.
 
+mod author_rights;
 mod bad_input;
 mod controller;
 mod harness;

@@ -298,6 +298,14 @@ fn expected_operator_rights(with_lease: bool) -> BTreeSet<(String, String, Strin
         ("events.events.k8s.io", "", "create"),
         ("events.events.k8s.io", "", "patch"),
     ];
+    for resource in [
+        "validatingadmissionpolicies.admissionregistration.k8s.io",
+        "validatingadmissionpolicybindings.admissionregistration.k8s.io",
+    ] {
+        for verb in ["get", "list", "watch"] {
+            rows.push((resource, "baseliner-author-rights", verb));
+        }
+    }
     let managed = [
         "limitranges",
         "resourcequotas",
@@ -763,11 +771,11 @@ async fn a_cache_that_cannot_sync_fails_readyz_and_is_logged() -> Result<()> {
 }
 
 #[tokio::test]
-async fn view_reads_profiles_and_edit_writes_them() -> Result<()> {
+async fn view_reads_profiles_and_only_the_editor_role_writes_them() -> Result<()> {
     let env = TestEnv::with_velero(Velero::Any).await?;
     let objects = rendered_install(&env).await?;
-    // The aggregated roles, applied as the install applies them (they are
-    // cluster-wide and the same for every test).
+    // The roles, applied as the install applies them (they are cluster-wide
+    // and the same for every test).
     for name in [
         "baseliner-productionprofile-viewer",
         "baseliner-productionprofile-editor",
@@ -789,7 +797,12 @@ async fn view_reads_profiles_and_edit_writes_them() -> Result<()> {
     let owner = env.namespace("aggregate").await?;
     let viewer = random_name("viewer");
     let editor = random_name("editor");
-    for (user, role) in [(&viewer, "view"), (&editor, "edit")] {
+    let author = random_name("author");
+    for (user, role) in [
+        (&viewer, "view"),
+        (&editor, "edit"),
+        (&author, "baseliner-productionprofile-editor"),
+    ] {
         let subject = k8s_openapi::api::rbac::v1::Subject {
             kind: "User".to_owned(),
             name: user.clone(),
@@ -814,13 +827,13 @@ async fn view_reads_profiles_and_edit_writes_them() -> Result<()> {
             .is_ok_and(|out| out.success)
         }
     };
-    // The controller manager folds the labelled roles into view and edit.
+    // The controller manager folds the labelled viewer role into view.
     wait_until("view to include profiles", CONVERGE, || {
         can(viewer.clone(), "list")
     })
     .await?;
-    wait_until("edit to include profiles", CONVERGE, || {
-        can(editor.clone(), "create")
+    wait_until("the editor role to be bound", CONVERGE, || {
+        can(author.clone(), "create")
     })
     .await?;
     ensure!(can(viewer.clone(), "watch").await, "view watches profiles");
@@ -828,7 +841,22 @@ async fn view_reads_profiles_and_edit_writes_them() -> Result<()> {
         !can(viewer.clone(), "create").await,
         "view does not write profiles"
     );
-    ensure!(can(editor.clone(), "delete").await, "edit deletes profiles");
+    // Profiles make baseliner write RoleBindings and Pod Security labels in
+    // many namespaces: `edit` no longer includes them.
+    wait_until("edit to read profiles (through view)", CONVERGE, || {
+        can(editor.clone(), "list")
+    })
+    .await?;
+    for verb in ["create", "update", "delete"] {
+        ensure!(
+            !can(editor.clone(), verb).await,
+            "edit does not {verb} profiles"
+        );
+    }
+    ensure!(
+        can(author.clone(), "delete").await,
+        "the editor role deletes profiles"
+    );
     let status = env
         .kubectl([
             "auth",
@@ -837,7 +865,7 @@ async fn view_reads_profiles_and_edit_writes_them() -> Result<()> {
             "productionprofiles.baseliner.dev",
             "--subresource=status",
             "--as",
-            &editor,
+            &author,
         ])
         .await?;
     ensure!(!status.success, "status stays the operator's: {status:?}");

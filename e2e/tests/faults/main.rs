@@ -19,6 +19,7 @@
 //! names the plane the harness is connected to.
 
 mod apiserver;
+mod author_rights;
 mod deletion;
 mod etcd;
 mod leader;

@@ -109,6 +109,7 @@ fn plan_with(
         render: &RenderOptions::default(),
         live,
         schedules_served: true,
+        grants: &AuthorRights::Enforced,
     };
     plan_namespace(&input, record)
 }
@@ -620,6 +621,7 @@ fn problems_conflicts_and_missing_velero() {
         render: &RenderOptions::default(),
         live: &BTreeMap::new(),
         schedules_served: false,
+        grants: &AuthorRights::Enforced,
     };
     let plan = plan_namespace(&input, &Record::default());
     assert_eq!(
@@ -659,8 +661,28 @@ fn audit_plans_never_write() {
 
 #[test]
 fn strategies_follow_the_mode() {
-    assert_eq!(Strategy::for_mode(Mode::Enforce), Strategy::Enforce);
-    assert_eq!(Strategy::for_mode(Mode::Audit), Strategy::Audit);
+    let enforced = AuthorRights::Enforced;
+    let missing = AuthorRights::NotEnforced("no policy".to_owned());
+    assert_eq!(Strategy::new(Mode::Enforce, &enforced), Strategy::Enforce);
+    assert_eq!(
+        Strategy::new(Mode::Enforce, &AuthorRights::Waived),
+        Strategy::Enforce
+    );
+    assert_eq!(
+        Strategy::new(Mode::Enforce, &missing),
+        Strategy::EnforceHoldingGrants
+    );
+    assert_eq!(Strategy::new(Mode::Audit, &enforced), Strategy::Audit);
+    assert_eq!(Strategy::new(Mode::Audit, &missing), Strategy::Audit);
+    assert!(Strategy::EnforceHoldingGrants.writes());
+    assert_eq!(
+        Strategy::EnforceHoldingGrants.for_kind(ManagedKind::RoleBinding),
+        Strategy::Audit
+    );
+    assert_eq!(
+        Strategy::EnforceHoldingGrants.for_kind(ManagedKind::LimitRange),
+        Strategy::EnforceHoldingGrants
+    );
     assert!(Strategy::Enforce.writes());
     assert!(!Strategy::Audit.writes());
     let writing = [
@@ -671,7 +693,12 @@ fn strategies_follow_the_mode() {
         Step::Orphan,
     ];
     assert!(writing.iter().all(Step::writes));
-    let reading = [Step::InSync, Step::NeedsRead, Step::Drifted(String::new())];
+    let reading = [
+        Step::InSync,
+        Step::NeedsRead,
+        Step::Drifted(String::new()),
+        Step::Held(String::new()),
+    ];
     assert!(!reading.iter().any(Step::writes));
 }
 
@@ -682,4 +709,130 @@ fn fingerprint_follows_content() {
     let mut changed = object.clone();
     changed["spec"]["limits"][0]["type"] = json!("Pod");
     assert_ne!(fingerprint(&object), fingerprint(&changed));
+}
+
+/// Plans the namespace while the author-rights policy is missing.
+fn plan_without_policy(
+    namespace: &CachedNamespace,
+    profiles: &[Arc<ProductionProfile>],
+    live: &BTreeMap<ObjectKey, LiveObject>,
+) -> NamespacePlan {
+    let grants = AuthorRights::NotEnforced("the policy is not installed".to_owned());
+    let input = PlanInput {
+        namespace,
+        profiles,
+        selection: &SelectionContext::default(),
+        render: &RenderOptions::default(),
+        live,
+        schedules_served: true,
+        grants: &grants,
+    };
+    plan_namespace(&input, &Record::default())
+}
+
+#[test]
+fn grants_are_held_while_the_author_rights_policy_is_missing() {
+    let enforce = profile("prod", &format!("{QUOTA}{BINDING}"));
+    let audit = profile("prod", &format!("  mode: Audit\n{QUOTA}{BINDING}"));
+    let indexed = BTreeMap::from([(binding(), live("prod", false))]);
+    let none = BTreeMap::new();
+    let cases: Vec<(&str, &Arc<ProductionProfile>, &BTreeMap<_, _>, Step)> = vec![
+        (
+            "a missing binding is held",
+            &enforce,
+            &none,
+            Step::Held("missing".to_owned()),
+        ),
+        (
+            "an indexed binding is read first",
+            &enforce,
+            &indexed,
+            Step::NeedsRead,
+        ),
+        (
+            "audit is audit",
+            &audit,
+            &none,
+            Step::Drifted("missing".to_owned()),
+        ),
+    ];
+    for (case, profile, live, step) in cases {
+        let plan = plan_without_policy(&selected(), std::slice::from_ref(profile), live);
+        let found = steps(&plan);
+        assert_eq!(found[1], ("baseliner-view".to_owned(), step), "{case}");
+        let quota_step = if profile.spec.mode == Mode::Audit {
+            Step::Drifted("missing".to_owned())
+        } else {
+            Step::Create
+        };
+        assert_eq!(
+            found[0],
+            ("baseliner-quota".to_owned(), quota_step),
+            "{case}: the rest goes on"
+        );
+        assert_eq!(
+            plan.held_because.as_deref(),
+            Some("the policy is not installed"),
+            "{case}"
+        );
+    }
+    // After a read, a binding that differs is held too.
+    let desired = plan_without_policy(&selected(), std::slice::from_ref(&enforce), &none).objects
+        [1]
+    .desired
+    .clone()
+    .expect("desired");
+    let mut other_role = desired.body.clone();
+    other_role["roleRef"]["name"] = json!("edit");
+    assert_eq!(
+        decide_after_read(
+            &binding(),
+            &desired,
+            Some(&other_role),
+            Strategy::EnforceHoldingGrants
+        ),
+        Step::Held("roleRef differ from the profile".to_owned())
+    );
+}
+
+#[test]
+fn lowering_pod_security_is_held_while_the_author_rights_policy_is_missing() {
+    let marked = json!({
+        "baseliner.dev/pod-security-labels": "pod-security.kubernetes.io/enforce,pod-security.kubernetes.io/enforce-version",
+        "baseliner.dev/profile": "prod",
+        "baseliner.dev/deletion-policy": "Delete",
+    });
+    let labelled = json!({
+        "tier": "prod",
+        "pod-security.kubernetes.io/enforce": "restricted",
+        "pod-security.kubernetes.io/enforce-version": "latest",
+    });
+    let baseline = profile("prod", "  podSecurity: {enforce: baseline}\n");
+    let restricted = profile("prod", LABELS);
+    let without = profile("prod", "");
+    let orphaning = profile("prod", "  deletionPolicy: Orphan\n");
+    let none = BTreeMap::new();
+    let held = |step: &LabelStep| matches!(step, LabelStep::Held(what) if what.contains("from restricted"));
+    let cases: Vec<(&str, &Arc<ProductionProfile>, bool)> = vec![
+        ("lowering enforce is held", &baseline, true),
+        ("raising is not", &restricted, false),
+        ("removing the labels is held", &without, true),
+        (
+            "orphaning keeps the labels, so lowers nothing",
+            &orphaning,
+            false,
+        ),
+    ];
+    for (case, profile, expect_held) in cases {
+        let namespace = namespace(labelled.clone(), marked.clone());
+        let plan = plan_without_policy(&namespace, std::slice::from_ref(profile), &none);
+        assert_eq!(held(&plan.labels), expect_held, "{case}: {:?}", plan.labels);
+    }
+    // A namespace no profile owns any more keeps the labels, too.
+    let unowned = namespace(
+        json!({"pod-security.kubernetes.io/enforce": "restricted"}),
+        marked,
+    );
+    let plan = plan_without_policy(&unowned, &[], &none);
+    assert!(held(&plan.labels), "{:?}", plan.labels);
 }
