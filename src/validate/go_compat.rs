@@ -9,7 +9,8 @@
 //! refuses `.` and `+` (Go reads both as 0). Without this module the offline
 //! verdict would differ from the API server's on exactly those inputs.
 //!
-//! Two passes around the CEL stage: [`canonicalize_quantities`] rewrites a
+//! Go's rules themselves are [`crate::syntax`]'s; this module applies them
+//! around the CEL stage in two passes: [`canonicalize_quantities`] rewrites a
 //! quantity Go accepts but kube's library would not into an equal one both
 //! read (for evaluation only), and [`strict_problems`] reports, at the rule
 //! stage and with the rule's own message, a value kube's library let through
