@@ -79,7 +79,16 @@ fn write_rights(group: &'static str, resource: &'static str) -> Vec<Right> {
 /// policy checks it (the most specific first).
 pub fn to_create(spec: &ProductionProfileSpec) -> Vec<Requirement> {
     let mut needs = Vec::new();
-    for (i, binding) in spec.role_bindings.iter().enumerate() {
+    // The policy checks the built-in roles one rule each, admin first.
+    let order = |role: &str| {
+        ["admin", "edit", "view"]
+            .iter()
+            .position(|r| *r == role)
+            .unwrap_or(3)
+    };
+    let mut bindings: Vec<_> = spec.role_bindings.iter().enumerate().collect();
+    bindings.sort_by_key(|(i, b)| (order(&b.cluster_role), *i));
+    for (i, binding) in bindings {
         needs.push(Requirement {
             field: format!("spec.roleBindings[{i}].clusterRole"),
             what: format!("bind ClusterRole {:?}", binding.cluster_role),
@@ -209,8 +218,8 @@ backup: {schedule: "@daily", veleroNamespace: backups}
         assert_eq!(
             fields,
             [
-                "spec.roleBindings[0].clusterRole",
                 "spec.roleBindings[1].clusterRole",
+                "spec.roleBindings[0].clusterRole",
                 "spec.roleBindings",
                 "spec.podSecurity",
                 "spec.networkPolicy",
@@ -220,7 +229,7 @@ backup: {schedule: "@daily", veleroNamespace: backups}
                 "spec.namespaces",
             ]
         );
-        assert_eq!(needs[1].rights[0].describe(), "bind on clusterroles/admin");
+        assert_eq!(needs[0].rights[0].describe(), "bind on clusterroles/admin");
         assert_eq!(
             needs[7].rights[0].describe(),
             "create on schedules.velero.io in namespace backups"

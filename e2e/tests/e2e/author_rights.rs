@@ -13,6 +13,7 @@ use std::path::Path;
 
 use anyhow::{Result, bail, ensure};
 use baseliner_e2e::baseline::{kubectl_apply, profile_yaml};
+use baseliner_e2e::operator::shared_operator;
 use baseliner_e2e::{
     DEFAULT_TIMEOUT, Grant, Identity, TestEnv, TestNamespace, Velero, random_name, wait_until,
 };
@@ -130,12 +131,16 @@ struct Attempt {
 
 enum Action {
     Apply(String),
+    /// A JSON patch of the protective profile (what removes a field that
+    /// another field manager applied).
+    Patch(&'static str),
     Delete(String),
 }
 
 #[tokio::test]
 async fn escalation_through_a_profile_is_refused_at_admission() -> Result<()> {
     let env = TestEnv::with_velero(Velero::Any).await?;
+    shared_operator(env.plane())?;
     let home = env.namespace("authors").await?;
     create_roles(&env, &home).await?;
     let case = random_name("rights");
@@ -222,28 +227,30 @@ async fn escalation_through_a_profile_is_refused_at_admission() -> Result<()> {
         let who = &users[attempt.who].kubeconfig;
         let (accepted, answer) = match &attempt.action {
             Action::Apply(yaml) => {
-                as_user(
-                    &env,
-                    who,
-                    &[
-                        "apply",
-                        "--server-side",
-                        "--field-manager=attacker",
-                        "-f",
-                        "-",
-                    ],
-                    Some(yaml),
-                )
-                .await?
+                let apply = [
+                    "apply",
+                    "--server-side",
+                    "--force-conflicts",
+                    "--field-manager=attacker",
+                    "-f",
+                    "-",
+                ];
+                as_user(&env, who, &apply, Some(yaml)).await?
+            }
+            Action::Patch(patch) => {
+                let args = [
+                    "patch",
+                    "productionprofile",
+                    &protect,
+                    "--type=json",
+                    "-p",
+                    patch,
+                ];
+                as_user(&env, who, &args, None).await?
             }
             Action::Delete(name) => {
-                as_user(
-                    &env,
-                    who,
-                    &["delete", "productionprofile", name, "--wait=false"],
-                    None,
-                )
-                .await?
+                let args = ["delete", "productionprofile", name, "--wait=false"];
+                as_user(&env, who, &args, None).await?
             }
         };
         let names_both = answer.contains(attempt.field) && answer.contains(attempt.permission);
@@ -318,6 +325,7 @@ async fn escalation_through_a_profile_is_refused_at_admission() -> Result<()> {
 #[tokio::test]
 async fn an_author_with_the_rights_is_accepted_and_reconciled() -> Result<()> {
     let env = TestEnv::with_velero(Velero::Any).await?;
+    shared_operator(env.plane())?;
     let home = env.namespace("author").await?;
     create_roles(&env, &home).await?;
     let author = identity(
@@ -574,7 +582,7 @@ fn attempts(
         Attempt {
             name: "remove podSecurity from the protective profile",
             who: "editor",
-            action: edit_protect(base.replace("  podSecurity:\n    enforce: restricted\n", "")),
+            action: Action::Patch(r#"[{"op": "remove", "path": "/spec/podSecurity"}]"#),
             field: "spec.podSecurity",
             permission: "patch on namespaces",
         },
@@ -633,7 +641,7 @@ fn attempts(
             who: "editor",
             action: Action::Apply(evil(case, "takeover", &format!("  priority: 1000\n{np}"))),
             field: "spec.namespaces",
-            permission: "delete on rolebindings.rbac.authorization.k8s.io",
+            permission: "delete on limitranges",
         },
         Attempt {
             name: "raise the protective profile's priority",
@@ -734,10 +742,7 @@ fn attempts(
         Attempt {
             name: "remove the protective LimitRange",
             who: "editor",
-            action: edit_protect(base.replace(
-                "  limitRange:\n    default: {cpu: 500m, memory: 512Mi}\n",
-                "",
-            )),
+            action: Action::Patch(r#"[{"op": "remove", "path": "/spec/limitRange"}]"#),
             field: "spec.limitRange",
             permission: "limitranges",
         },
