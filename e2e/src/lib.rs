@@ -18,11 +18,14 @@
 //!   `velero` namespace are installed for every [`TestEnv`] made with
 //!   [`TestEnv::new`]; [`TestEnv::with_velero`] with [`Velero::Absent`] runs a
 //!   test with Velero not installed (such tests run alone, see [`Velero`]).
+//! * [`writes::WriteCounter`] counts the operator's writes with API Priority
+//!   and Fairness.
 
 pub mod baseline;
 pub mod operator;
 mod plane;
 pub mod velero;
+pub mod writes;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -423,19 +426,25 @@ impl Drop for TestNamespace {
         let _ = std::fs::remove_dir_all(scratch_root().join(&self.name));
         // Drop cannot be async; run kubectl and don't wait for the namespace
         // to finish terminating.
-        let _ = std::process::Command::new(&self.plane.kubectl)
-            .env("KUBECONFIG", &self.plane.kubeconfig)
-            .args([
-                "delete",
-                "namespace",
-                &self.name,
-                "--wait=false",
-                "--ignore-not-found",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        kubectl_delete(
+            &self.plane.kubectl,
+            &self.plane.kubeconfig,
+            &["namespace", &self.name],
+        );
     }
+}
+
+/// `kubectl delete ARGS --ignore-not-found --wait=false`, for a `Drop`
+/// (which cannot be async): does not wait, ignores failures.
+pub fn kubectl_delete(kubectl: &Path, kubeconfig: &Path, args: &[&str]) {
+    let _ = std::process::Command::new(kubectl)
+        .env("KUBECONFIG", kubeconfig)
+        .arg("delete")
+        .args(args)
+        .args(["--ignore-not-found", "--wait=false"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 /// What a kubectl run printed and how it exited.

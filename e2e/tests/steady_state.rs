@@ -2,10 +2,8 @@
 //! zero write requests, counted by the API server itself.
 //!
 //! A test binary of its own, so no other test's activity (or operator) runs
-//! while it counts. The operator runs as a ServiceAccount; a FlowSchema that
-//! matches only that ServiceAccount's write verbs makes API Priority and
-//! Fairness count exactly its writes in
-//! `apiserver_flowcontrol_dispatched_requests_total{flow_schema=...}`.
+//! while it counts. The operator runs as a ServiceAccount whose every write
+//! API Priority and Fairness counts ([`WriteCounter`] with [`Writes::All`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -16,37 +14,11 @@ use baseliner_e2e::baseline::{
     strict_objects,
 };
 use baseliner_e2e::operator::Operator;
+use baseliner_e2e::writes::{WriteCounter, Writes};
 use baseliner_e2e::{Grant, TestEnv, random_name, wait_until};
 
 const RESYNC_SECONDS: u64 = 3;
 const NAMESPACES: usize = 20;
-
-/// Writes the API server dispatched for `flow_schema`, from its metrics.
-async fn dispatched_writes(env: &TestEnv, flow_schema: &str) -> Result<u64> {
-    let metrics = env.kubectl(["get", "--raw", "/metrics"]).await?.ok()?;
-    let needle = format!("flow_schema=\"{flow_schema}\"");
-    Ok(metrics
-        .lines()
-        .filter(|l| {
-            l.starts_with("apiserver_flowcontrol_dispatched_requests_total{") && l.contains(&needle)
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64)
-}
-
-/// Waits until the count stops moving for `quiet`, and returns it.
-async fn settled_writes(env: &TestEnv, flow_schema: &str, quiet: Duration) -> Result<u64> {
-    let mut last = dispatched_writes(env, flow_schema).await?;
-    for _ in 0..60 {
-        tokio::time::sleep(quiet).await;
-        let now = dispatched_writes(env, flow_schema).await?;
-        if now == last {
-            return Ok(now);
-        }
-        last = now;
-    }
-    anyhow::bail!("the operator never stopped writing (last count {last})")
-}
 
 #[tokio::test]
 async fn converged_operator_makes_no_writes_on_resync_or_restart() -> Result<()> {
@@ -59,30 +31,13 @@ async fn converged_operator_makes_no_writes_on_resync_or_restart() -> Result<()>
             &[Grant::ClusterRole("cluster-admin".into())],
         )
         .await?;
-    let flow_schema = random_name("baseliner-writes");
-    let flow_schema_yaml = format!(
-        "apiVersion: flowcontrol.apiserver.k8s.io/v1
-kind: FlowSchema
-metadata:
-  name: {flow_schema}
-spec:
-  priorityLevelConfiguration: {{name: workload-high}}
-  matchingPrecedence: 200
-  distinguisherMethod: {{type: ByUser}}
-  rules:
-    - subjects:
-        - kind: ServiceAccount
-          serviceAccount: {{name: baseliner, namespace: {home}}}
-      resourceRules:
-        - verbs: [create, update, patch, delete, deletecollection]
-          apiGroups: ['*']
-          resources: ['*']
-          clusterScope: true
-          namespaces: ['*']
-",
-        home = home.name()
-    );
-    kubectl_apply(&env, &flow_schema_yaml).await?;
+    let writes = WriteCounter::install(
+        &env,
+        home.name(),
+        &random_name("baseliner-writes"),
+        Writes::All,
+    )
+    .await?;
 
     let case = random_name("steady");
     let profile = random_name("steady");
@@ -124,7 +79,7 @@ spec:
             ns.name()
         );
     }
-    let converged = settled_writes(&env, &flow_schema, Duration::from_secs(2)).await?;
+    let converged = writes.settled(&env, Duration::from_secs(2)).await?;
     ensure!(
         converged > 0,
         "the FlowSchema must see the operator's writes, or this test proves nothing"
@@ -132,7 +87,7 @@ spec:
 
     // Several resync periods with nothing to do.
     tokio::time::sleep(Duration::from_secs(RESYNC_SECONDS * 4)).await;
-    let idle = dispatched_writes(&env, &flow_schema).await? - converged;
+    let idle = writes.count(&env).await? - converged;
     ensure!(
         idle == 0,
         "{idle} writes during idle resyncs; operator log:\n{}",
@@ -148,7 +103,7 @@ spec:
         "restarted operator exited:\n{}",
         restarted.output()
     );
-    let after_restart = dispatched_writes(&env, &flow_schema).await? - converged;
+    let after_restart = writes.count(&env).await? - converged;
     ensure!(
         after_restart == 0,
         "{after_restart} writes after a restart; log:\n{}",
@@ -176,15 +131,13 @@ spec:
     )
     .await?;
     ensure!(
-        dispatched_writes(&env, &flow_schema).await? > converged,
+        writes.count(&env).await? > converged,
         "healing shows up as a write"
     );
 
     restarted.terminate(Duration::from_secs(10))?;
     delete_profile(&env, &profile).await?;
-    env.kubectl(["delete", "flowschema", &flow_schema])
-        .await?
-        .ok()?;
+    writes.remove(&env).await?;
     for ns in namespaces {
         ns.cleanup().await?;
     }

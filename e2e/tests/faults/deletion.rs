@@ -16,6 +16,7 @@ use baseliner_e2e::baseline::{STRICT_SPEC, strict_objects};
 use baseliner_e2e::random_name;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
@@ -49,24 +50,7 @@ async fn namespace_and_profile_deleted_mid_reconcile_no_error_loop_nothing_recre
     let kept = CaseNamespaces::create(&faults, &case_kept, DOOMED + KEPT).await?;
     let orphaned = CaseNamespaces::create(&faults, &case_gone, ORPHANED).await?;
     let doomed: Vec<String> = kept.names[..DOOMED].to_vec();
-    let c = client.clone();
-    concurrently(doomed.clone(), move |ns| {
-        let api: Api<ConfigMap> = Api::namespaced(c.clone(), &ns);
-        let hold = ConfigMap {
-            metadata: ObjectMeta {
-                name: Some("hold".to_owned()),
-                finalizers: Some(vec![FINALIZER.to_owned()]),
-                ..Default::default()
-            },
-            data: Some(BTreeMap::new()),
-            ..Default::default()
-        };
-        async move {
-            api.create(&PostParams::default(), &hold).await?;
-            Ok(())
-        }
-    })
-    .await?;
+    hold(&client, &doomed).await?;
 
     let mut operator = start_operator(&identity, home.name(), &["--workers", WORKERS])?;
     let staying = Profile::apply(&faults.env, "faults-kept", &case_kept, STRICT_SPEC).await?;
@@ -179,8 +163,41 @@ async fn namespace_and_profile_deleted_mid_reconcile_no_error_loop_nothing_recre
     );
 
     // Let the held namespaces go.
+    let_go(&client, &doomed).await?;
+    operator.terminate(Duration::from_secs(10))?;
+    staying.delete(&faults.env).await?;
+    kept.cleanup().await?;
+    orphaned.cleanup().await?;
+    home.cleanup().await
+}
+
+/// Holds each of `doomed` in Terminating once it is deleted: a ConfigMap
+/// with a finalizer of the test's.
+async fn hold(client: &Client, doomed: &[String]) -> Result<()> {
     let c = client.clone();
-    concurrently(doomed.clone(), move |ns| {
+    concurrently(doomed.to_vec(), move |ns| {
+        let api: Api<ConfigMap> = Api::namespaced(c.clone(), &ns);
+        let hold = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some("hold".to_owned()),
+                finalizers: Some(vec![FINALIZER.to_owned()]),
+                ..Default::default()
+            },
+            data: Some(BTreeMap::new()),
+            ..Default::default()
+        };
+        async move {
+            api.create(&PostParams::default(), &hold).await?;
+            Ok(())
+        }
+    })
+    .await
+}
+
+/// Removes the finalizers [`hold`] added.
+async fn let_go(client: &Client, doomed: &[String]) -> Result<()> {
+    let c = client.clone();
+    concurrently(doomed.to_vec(), move |ns| {
         let api: Api<ConfigMap> = Api::namespaced(c.clone(), &ns);
         let patch = json!({"metadata": {"finalizers": null}});
         async move {
@@ -189,10 +206,5 @@ async fn namespace_and_profile_deleted_mid_reconcile_no_error_loop_nothing_recre
             Ok(())
         }
     })
-    .await?;
-    operator.terminate(Duration::from_secs(10))?;
-    staying.delete(&faults.env).await?;
-    kept.cleanup().await?;
-    orphaned.cleanup().await?;
-    home.cleanup().await
+    .await
 }

@@ -15,14 +15,16 @@ use std::time::Duration;
 use anyhow::{Result, anyhow, ensure};
 use baseliner_e2e::baseline::{STRICT_SPEC, strict_objects};
 use baseliner_e2e::random_name;
+use baseliner_e2e::writes::{WriteCounter, Writes};
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
 
 use crate::support::{
-    CASE_LABEL, CaseNamespaces, Expected, Faults, Paused, Profile, WriteCounter, concurrently,
-    log_end, secs, start_operator, summary, wait_converged,
+    CASE_LABEL, CaseNamespaces, Expected, Faults, Paused, Profile, concurrently, log_end, secs,
+    start_operator, summary, wait_converged,
 };
 
 const NAMESPACES: usize = 60;
@@ -52,8 +54,13 @@ async fn etcd_restart_with_compacted_history_relists_without_a_write_storm() -> 
         })?;
     let client = faults.client();
     let (home, identity) = faults.operator_account("faults-etcd").await?;
-    let writes =
-        WriteCounter::install(&faults.env, home.name(), &random_name("faults-etcd-writes")).await?;
+    let writes = WriteCounter::install(
+        &faults.env,
+        home.name(),
+        &random_name("faults-etcd-writes"),
+        Writes::ManagedObjects,
+    )
+    .await?;
     let case = random_name("fetcd");
     let mut namespaces = CaseNamespaces::create(&faults, &case, NAMESPACES).await?;
     let profile = Profile::apply(&faults.env, "faults-etcd", &case, STRICT_SPEC).await?;
@@ -72,67 +79,7 @@ async fn etcd_restart_with_compacted_history_relists_without_a_write_storm() -> 
     ensure!(before > 0, "the FlowSchema must see the operator's writes");
 
     let paused = Paused::new(operator.pid());
-    let names = namespaces.names.clone();
-    let mut at = 0;
-    let mut take = |n: usize| {
-        let slice = names[at..at + n].to_vec();
-        at += n;
-        slice
-    };
-    let (deleted, edited, touched, leaving) =
-        (take(DELETED), take(EDITED), take(TOUCHED), take(LEAVING));
-    let c = client.clone();
-    concurrently(deleted, move |ns| {
-        let api: Api<LimitRange> = Api::namespaced(c.clone(), &ns);
-        async move {
-            api.delete("baseliner-limits", &DeleteParams::default())
-                .await?;
-            Ok(())
-        }
-    })
-    .await?;
-    let c = client.clone();
-    concurrently(edited, move |ns| {
-        let api: Api<ResourceQuota> = Api::namespaced(c.clone(), &ns);
-        let patch = json!({"spec": {"hard": {"pods": "99"}}});
-        async move {
-            api.patch(
-                "baseliner-quota",
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
-            .await?;
-            Ok(())
-        }
-    })
-    .await?;
-    let c = client.clone();
-    concurrently(touched, move |ns| {
-        let api: Api<NetworkPolicy> = Api::namespaced(c.clone(), &ns);
-        let patch = json!({"metadata": {"annotations": {"faults.baseliner.dev/touched": "yes"}}});
-        async move {
-            api.patch(
-                "baseliner-default-deny",
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
-            .await?;
-            Ok(())
-        }
-    })
-    .await?;
-    let c = client.clone();
-    let moved = format!("{case}-left");
-    concurrently(leaving.clone(), move |ns| {
-        let api: Api<Namespace> = Api::all(c.clone());
-        let patch = json!({"metadata": {"labels": {CASE_LABEL: moved}}});
-        async move {
-            api.patch(&ns, &PatchParams::default(), &Patch::Merge(&patch))
-                .await?;
-            Ok(())
-        }
-    })
-    .await?;
+    let leaving = change_objects_and_labels(&client, &namespaces.names, &case).await?;
     let created = namespaces.add(CREATED).await?;
     let per_namespace = strict_objects().len() + 1;
     let needed = DELETED + EDITED + (CREATED + LEAVING) * per_namespace;
@@ -199,4 +146,76 @@ async fn etcd_restart_with_compacted_history_relists_without_a_write_storm() -> 
     drop(writes);
     namespaces.cleanup().await?;
     home.cleanup().await
+}
+
+/// While the operator is paused: deletes LimitRanges, edits quotas,
+/// annotates policies (still compliant) and relabels namespaces out of the
+/// profile, each in namespaces of its own from `names`. Returns the
+/// relabelled ones.
+async fn change_objects_and_labels(
+    client: &Client,
+    names: &[String],
+    case: &str,
+) -> Result<Vec<String>> {
+    let mut at = 0;
+    let mut take = |n: usize| {
+        let slice = names[at..at + n].to_vec();
+        at += n;
+        slice
+    };
+    let (deleted, edited, touched, leaving) =
+        (take(DELETED), take(EDITED), take(TOUCHED), take(LEAVING));
+    let c = client.clone();
+    concurrently(deleted, move |ns| {
+        let api: Api<LimitRange> = Api::namespaced(c.clone(), &ns);
+        async move {
+            api.delete("baseliner-limits", &DeleteParams::default())
+                .await?;
+            Ok(())
+        }
+    })
+    .await?;
+    let c = client.clone();
+    concurrently(edited, move |ns| {
+        let api: Api<ResourceQuota> = Api::namespaced(c.clone(), &ns);
+        let patch = json!({"spec": {"hard": {"pods": "99"}}});
+        async move {
+            api.patch(
+                "baseliner-quota",
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
+            Ok(())
+        }
+    })
+    .await?;
+    let c = client.clone();
+    concurrently(touched, move |ns| {
+        let api: Api<NetworkPolicy> = Api::namespaced(c.clone(), &ns);
+        let patch = json!({"metadata": {"annotations": {"faults.baseliner.dev/touched": "yes"}}});
+        async move {
+            api.patch(
+                "baseliner-default-deny",
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
+            Ok(())
+        }
+    })
+    .await?;
+    let c = client.clone();
+    let moved = format!("{case}-left");
+    concurrently(leaving.clone(), move |ns| {
+        let api: Api<Namespace> = Api::all(c.clone());
+        let patch = json!({"metadata": {"labels": {CASE_LABEL: moved}}});
+        async move {
+            api.patch(&ns, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+            Ok(())
+        }
+    })
+    .await?;
+    Ok(leaving)
 }

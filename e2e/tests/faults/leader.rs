@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail, ensure};
 use baseliner_e2e::baseline::{STRICT_SPEC, strict_objects};
 use baseliner_e2e::operator::Operator;
+use baseliner_e2e::writes::{WriteCounter, Writes};
 use baseliner_e2e::{Identity, random_name, wait_until};
 
 use crate::support::{
-    CaseNamespaces, Expected, Faults, Observed, Profile, WriteCounter, free_port, holder_identity,
-    http_status, lease_holder, secs, summary, wait_converged, wait_observed,
+    CaseNamespaces, Expected, Faults, Observed, Profile, free_port, holder_identity, http_status,
+    lease_holder, secs, summary, wait_converged, wait_observed,
 };
 
 const NAMESPACES: usize = 150;
@@ -87,6 +88,7 @@ async fn leader_killed_mid_convergence_standby_finishes_writing_nothing_twice() 
         &faults.env,
         home.name(),
         &random_name("faults-leader-writes"),
+        Writes::ManagedObjects,
     )
     .await?;
     let case = random_name("flead");

@@ -1,6 +1,6 @@
-//! Reliability under faults (issue 8): the control plane or the operator
-//! fails midway, and afterwards nothing is lost, nothing is duplicated and
-//! nothing is left behind. Every test ends by listing what the API server
+//! Reliability under faults: the control plane or the operator fails
+//! midway, and afterwards nothing is lost, nothing is duplicated and nothing
+//! is left behind. Every test ends by listing what the API server
 //! holds and comparing it with what the profiles ask for, and prints one
 //! summary line (time to recover, objects checked), also appended to
 //! `target/faults-summary.txt`.

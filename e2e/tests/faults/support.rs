@@ -1,6 +1,7 @@
 //! What every fault test needs: the plane it may disturb, the operator's
 //! identity, many namespaces at once, the end state read back by listing,
-//! the operator's writes counted by the API server, and its log.
+//! and its log. The operator's writes are counted by the harness's
+//! [`baseliner_e2e::writes::WriteCounter`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -10,7 +11,8 @@ use anyhow::{Context as _, Result, anyhow, bail, ensure};
 use baseliner_e2e::baseline::{MANAGED_BY, PROFILE_LABEL, kubectl_apply, profile_yaml};
 use baseliner_e2e::operator::Operator;
 use baseliner_e2e::{
-    E2E_LABEL, Grant, Identity, TestEnv, TestNamespace, Velero, random_name, workspace_root,
+    E2E_LABEL, Grant, Identity, TestEnv, TestNamespace, Velero, kubectl_delete, random_name,
+    workspace_root,
 };
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -587,104 +589,6 @@ pub async fn wait_observed(
 }
 
 // ---------------------------------------------------------------------------
-// Counting the operator's writes (API Priority and Fairness)
-
-/// A FlowSchema that matches exactly the operator's writes of what it
-/// manages: create, update, patch and delete of NetworkPolicies,
-/// LimitRanges, ResourceQuotas, RoleBindings and Namespaces (Pod Security
-/// labels) by its ServiceAccount. Status writes and Events are not counted:
-/// they are not objects the operator converges. APF counts the matching
-/// requests it dispatches in
-/// `apiserver_flowcontrol_dispatched_requests_total{flow_schema=...}` (reset
-/// when the apiserver restarts).
-pub struct WriteCounter {
-    pub flow_schema: String,
-    kubectl: PathBuf,
-    kubeconfig: PathBuf,
-}
-
-impl WriteCounter {
-    pub async fn install(env: &TestEnv, home: &str, flow_schema: &str) -> Result<Self> {
-        kubectl_apply(
-            env,
-            &format!(
-                "apiVersion: flowcontrol.apiserver.k8s.io/v1
-kind: FlowSchema
-metadata:
-  name: {flow_schema}
-spec:
-  priorityLevelConfiguration: {{name: workload-high}}
-  matchingPrecedence: 150
-  distinguisherMethod: {{type: ByUser}}
-  rules:
-    - subjects:
-        - kind: ServiceAccount
-          serviceAccount: {{name: baseliner, namespace: {home}}}
-      resourceRules:
-        - verbs: [create, update, patch, delete, deletecollection]
-          apiGroups: ['', networking.k8s.io, rbac.authorization.k8s.io]
-          resources: [networkpolicies, limitranges, resourcequotas, rolebindings, namespaces]
-          clusterScope: true
-          namespaces: ['*']
-"
-            ),
-        )
-        .await?;
-        Ok(Self {
-            flow_schema: flow_schema.to_owned(),
-            kubectl: env.plane().kubectl.clone(),
-            kubeconfig: env.plane().kubeconfig.clone(),
-        })
-    }
-
-    /// Writes dispatched so far.
-    pub async fn count(&self, env: &TestEnv) -> Result<u64> {
-        flow_schema_metric(
-            env,
-            "apiserver_flowcontrol_dispatched_requests_total",
-            &self.flow_schema,
-        )
-        .await
-    }
-
-    /// Waits until the count stops moving for `quiet`, and returns it.
-    pub async fn settled(&self, env: &TestEnv, quiet: Duration) -> Result<u64> {
-        let mut last = self.count(env).await?;
-        for _ in 0..60 {
-            tokio::time::sleep(quiet).await;
-            let now = self.count(env).await?;
-            if now == last {
-                return Ok(now);
-            }
-            last = now;
-        }
-        bail!("the operator never stopped writing (last count {last})")
-    }
-}
-
-impl Drop for WriteCounter {
-    fn drop(&mut self) {
-        kubectl_delete(
-            &self.kubectl,
-            &self.kubeconfig,
-            &["flowschema", &self.flow_schema],
-        );
-    }
-}
-
-/// `kubectl delete ARGS --ignore-not-found --wait=false`, from a Drop.
-pub fn kubectl_delete(kubectl: &Path, kubeconfig: &Path, args: &[&str]) {
-    let _ = std::process::Command::new(kubectl)
-        .env("KUBECONFIG", kubeconfig)
-        .arg("delete")
-        .args(args)
-        .args(["--ignore-not-found", "--wait=false"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
-}
-
-// ---------------------------------------------------------------------------
 // Profiles
 
 /// A profile of one test, deleted (without waiting) on drop.
@@ -732,19 +636,6 @@ impl Drop for Profile {
             &["productionprofile", &self.name],
         );
     }
-}
-
-/// The sum of one APF counter's series for `flow_schema`, from the
-/// apiserver's /metrics.
-pub async fn flow_schema_metric(env: &TestEnv, metric: &str, flow_schema: &str) -> Result<u64> {
-    let metrics = env.kubectl(["get", "--raw", "/metrics"]).await?.ok()?;
-    let prefix = format!("{metric}{{");
-    let needle = format!("flow_schema=\"{flow_schema}\"");
-    Ok(metrics
-        .lines()
-        .filter(|l| l.starts_with(&prefix) && l.contains(&needle))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64)
 }
 
 // ---------------------------------------------------------------------------

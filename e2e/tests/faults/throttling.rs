@@ -11,15 +11,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, ensure};
 use baseliner_e2e::baseline::{STRICT_SPEC, kubectl_apply, strict_objects};
-use baseliner_e2e::{Identity, TestEnv, random_name, wait_until};
+use baseliner_e2e::writes::flow_schema_metric;
+use baseliner_e2e::{Identity, TestEnv, kubectl_delete, random_name, wait_until};
 use k8s_openapi::api::core::v1::{Namespace, ResourceQuota};
 use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
 use crate::support::{
-    CaseNamespaces, Expected, Faults, Observed, Profile, flow_schema_metric, kubectl_delete,
-    log_end, problems_since, secs, start_operator, summary, wait_converged,
+    CaseNamespaces, Expected, Faults, Observed, Profile, log_end, problems_since, secs,
+    start_operator, summary, wait_converged,
 };
 
 /// Namespaces converged before the pressure.

@@ -15,6 +15,7 @@ use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicySpec};
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use kube::Client;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
@@ -62,9 +63,32 @@ async fn namespace_objects_round_trip_and_namespace_deletion_completes() -> Resu
     })
     .await?;
 
+    create_objects(&client, &n).await?;
+    server_side_apply_tracks_field_ownership(&client, &n).await?;
+    kubectl_reads_everything_back(&env, &n).await?;
+    kubectl_apply_works(&env, &n).await?;
+
+    // Deleting the namespace empties it and removes it: kube-controller-manager at work.
+    ns.delete_and_wait(DEFAULT_TIMEOUT).await?;
+    let left = Api::<NetworkPolicy>::namespaced(client.clone(), &n)
+        .list(&ListParams::default())
+        .await?;
+    ensure!(
+        left.items.is_empty(),
+        "NetworkPolicies survived their namespace"
+    );
+    let left = schedules(client.clone(), &n)
+        .list(&ListParams::default())
+        .await?;
+    ensure!(left.items.is_empty(), "Schedules survived their namespace");
+    Ok(())
+}
+
+/// A NetworkPolicy, a RoleBinding and a custom resource (a Velero
+/// Schedule), created through the API in namespace `n`.
+async fn create_objects(client: &Client, n: &str) -> Result<()> {
     let pp = PostParams::default();
-    let netpols = Api::<NetworkPolicy>::namespaced(client.clone(), &n);
-    netpols
+    Api::<NetworkPolicy>::namespaced(client.clone(), n)
         .create(
             &pp,
             &NetworkPolicy {
@@ -81,7 +105,7 @@ async fn namespace_objects_round_trip_and_namespace_deletion_completes() -> Resu
         )
         .await?;
 
-    Api::<RoleBinding>::namespaced(client.clone(), &n)
+    Api::<RoleBinding>::namespaced(client.clone(), n)
         .create(
             &pp,
             &RoleBinding {
@@ -114,14 +138,18 @@ async fn namespace_objects_round_trip_and_namespace_deletion_completes() -> Resu
             "template": {"includedNamespaces": [n], "ttl": "720h0m0s", "snapshotVolumes": false},
         },
     }))?;
-    schedules(client.clone(), &n).create(&pp, &schedule).await?;
+    schedules(client.clone(), n).create(&pp, &schedule).await?;
+    Ok(())
+}
 
-    // Server-side apply: create, then change one field, then apply again
-    // unchanged, which must not write (same resourceVersion).
-    let limits = Api::<LimitRange>::namespaced(client.clone(), &n);
+/// Server-side apply of LimitRange `defaults`: create, then change one
+/// field, then apply again unchanged, which must not write (same
+/// resourceVersion); another manager changing an owned field conflicts.
+async fn server_side_apply_tracks_field_ownership(client: &Client, n: &str) -> Result<()> {
+    let limits = Api::<LimitRange>::namespaced(client.clone(), n);
     let ssa = PatchParams::apply(MANAGER);
     let first = limits
-        .patch("defaults", &ssa, &Patch::Apply(&limit_range(&n, "500m")))
+        .patch("defaults", &ssa, &Patch::Apply(&limit_range(n, "500m")))
         .await?;
     let managers: Vec<_> = first
         .metadata
@@ -136,11 +164,11 @@ async fn namespace_objects_round_trip_and_namespace_deletion_completes() -> Resu
         "expected one Apply entry for {MANAGER} in managedFields, got {managers:?}"
     );
     let second = limits
-        .patch("defaults", &ssa, &Patch::Apply(&limit_range(&n, "750m")))
+        .patch("defaults", &ssa, &Patch::Apply(&limit_range(n, "750m")))
         .await?;
     ensure!(second.metadata.resource_version != first.metadata.resource_version);
     let third = limits
-        .patch("defaults", &ssa, &Patch::Apply(&limit_range(&n, "750m")))
+        .patch("defaults", &ssa, &Patch::Apply(&limit_range(n, "750m")))
         .await?;
     ensure!(
         third.metadata.resource_version == second.metadata.resource_version,
@@ -151,21 +179,24 @@ async fn namespace_objects_round_trip_and_namespace_deletion_completes() -> Resu
         .patch(
             "defaults",
             &PatchParams::apply("someone-else"),
-            &Patch::Apply(&limit_range(&n, "2")),
+            &Patch::Apply(&limit_range(n, "2")),
         )
         .await;
     match conflict {
         Err(kube::Error::Api(s)) if s.code == 409 => {}
         other => anyhow::bail!("expected a 409 conflict from another field manager, got {other:?}"),
     }
+    Ok(())
+}
 
-    // Read everything back the way a user would.
+/// Everything in namespace `n` read back the way a user would, with kubectl.
+async fn kubectl_reads_everything_back(env: &TestEnv, n: &str) -> Result<()> {
     let out = env
         .kubectl([
             "get",
             "networkpolicies,limitranges,rolebindings,schedules.velero.io",
             "-n",
-            &n,
+            n,
             "-o",
             "json",
         ])
@@ -202,15 +233,18 @@ async fn namespace_objects_round_trip_and_namespace_deletion_completes() -> Resu
             "limitrange",
             "defaults",
             "-n",
-            &n,
+            n,
             "-o",
             "jsonpath={.spec.limits[0].default.cpu}",
         ])
         .await?
         .ok()?;
     ensure!(cpu == "750m", "kubectl read default cpu {cpu:?}");
+    Ok(())
+}
 
-    // kubectl apply works too (needs the apiserver's OpenAPI documents).
+/// kubectl apply works too (it needs the apiserver's OpenAPI documents).
+async fn kubectl_apply_works(env: &TestEnv, n: &str) -> Result<()> {
     let cm = format!(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied\n  namespace: {n}\ndata:\n  k: v\n"
     );
@@ -221,7 +255,7 @@ async fn namespace_objects_round_trip_and_namespace_deletion_completes() -> Resu
     )
     .await?
     .ok()?;
-    let applied = Api::<ConfigMap>::namespaced(client.clone(), &n)
+    let applied = Api::<ConfigMap>::namespaced(env.client(), n)
         .get("applied")
         .await?;
     ensure!(
@@ -232,18 +266,6 @@ async fn namespace_objects_round_trip_and_namespace_deletion_completes() -> Resu
             .map(String::as_str)
             == Some("v")
     );
-
-    // Deleting the namespace empties it and removes it: kube-controller-manager at work.
-    ns.delete_and_wait(DEFAULT_TIMEOUT).await?;
-    let left = netpols.list(&ListParams::default()).await?;
-    ensure!(
-        left.items.is_empty(),
-        "NetworkPolicies survived their namespace"
-    );
-    let left = schedules(client.clone(), &n)
-        .list(&ListParams::default())
-        .await?;
-    ensure!(left.items.is_empty(), "Schedules survived their namespace");
     Ok(())
 }
 

@@ -1,4 +1,4 @@
-//! The minimal Velero Schedule CRD, present and absent.
+//! The minimal Velero Schedule CRD the harness installs, present and absent.
 
 use anyhow::{Result, bail, ensure};
 use baseliner_e2e::velero::{SCHEDULE_CRD, VELERO_NAMESPACE, schedules};

@@ -137,6 +137,103 @@ enum Action {
     Delete(String),
 }
 
+/// The attackers, each holding profile writing and some rights: `edit`
+/// cluster-wide (common for CI identities and senior developers); `admin`
+/// of one namespace (a team lead); everything but binding `admin` and
+/// `edit`; everything but labelling namespaces.
+async fn attackers(
+    env: &TestEnv,
+    home: &TestNamespace,
+    team: &TestNamespace,
+) -> Result<[(&'static str, Identity); 4]> {
+    let lead = env
+        .service_account(
+            home,
+            "lead",
+            &[
+                Grant::cluster_role_in(team.name(), "admin"),
+                Grant::ClusterRole(format!("{}-write-profiles", home.name())),
+            ],
+        )
+        .await?;
+    let baseline = ["write-profiles", "write-baseline"];
+    Ok([
+        (
+            "editor",
+            identity(env, home, "editor", &["edit"], &["write-profiles"]).await?,
+        ),
+        ("lead", lead),
+        (
+            "granter",
+            identity(
+                env,
+                home,
+                "granter",
+                &[],
+                &[&baseline[..], &["label-namespaces", "bind-view"]].concat(),
+            )
+            .await?,
+        ),
+        (
+            "unlabelled",
+            identity(
+                env,
+                home,
+                "unlabelled",
+                &[],
+                &[&baseline[..], &["bind-all"]].concat(),
+            )
+            .await?,
+        ),
+    ])
+}
+
+/// Runs one attempt as its identity; a failure line unless the API server
+/// refused it naming the field and the permission.
+async fn try_attempt(
+    env: &TestEnv,
+    users: &BTreeMap<&str, &Identity>,
+    protect: &str,
+    attempt: &Attempt,
+) -> Result<Option<String>> {
+    let who = &users[attempt.who].kubeconfig;
+    let (accepted, answer) = match &attempt.action {
+        Action::Apply(yaml) => {
+            let apply = [
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "--field-manager=attacker",
+                "-f",
+                "-",
+            ];
+            as_user(env, who, &apply, Some(yaml)).await?
+        }
+        Action::Patch(patch) => {
+            let args = [
+                "patch",
+                "productionprofile",
+                protect,
+                "--type=json",
+                "-p",
+                patch,
+            ];
+            as_user(env, who, &args, None).await?
+        }
+        Action::Delete(name) => {
+            let args = ["delete", "productionprofile", name, "--wait=false"];
+            as_user(env, who, &args, None).await?
+        }
+    };
+    let names_both = answer.contains(attempt.field) && answer.contains(attempt.permission);
+    Ok((accepted || !names_both || !answer.contains("baseliner-author-rights")).then(|| {
+        format!(
+            "{} (as {}): accepted={accepted}; want a refusal naming `{}` and `{}`, got: {answer}",
+            attempt.name, attempt.who, attempt.field, attempt.permission
+        )
+    }))
+}
+
 #[tokio::test]
 async fn escalation_through_a_profile_is_refused_at_admission() -> Result<()> {
     let env = TestEnv::with_velero(Velero::Any).await?;
@@ -151,48 +248,9 @@ async fn escalation_through_a_profile_is_refused_at_admission() -> Result<()> {
         .namespace_with_labels("rights-other", team_labels(&case, "search"))
         .await?;
 
-    // The attackers. `edit` cluster-wide is common for CI identities and
-    // senior developers; `admin` of one namespace is a team lead.
-    let editor = identity(&env, &home, "editor", &["edit"], &["write-profiles"]).await?;
-    let lead = env
-        .service_account(
-            &home,
-            "lead",
-            &[
-                Grant::cluster_role_in(team.name(), "admin"),
-                Grant::ClusterRole(format!("{}-write-profiles", home.name())),
-            ],
-        )
-        .await?;
-    // May do everything a profile implies except bind `admin` and `edit`.
-    let granter = identity(
-        &env,
-        &home,
-        "granter",
-        &[],
-        &[
-            "write-profiles",
-            "write-baseline",
-            "label-namespaces",
-            "bind-view",
-        ],
-    )
-    .await?;
-    // May do everything but label namespaces.
-    let unlabelled = identity(
-        &env,
-        &home,
-        "unlabelled",
-        &[],
-        &["write-profiles", "write-baseline", "bind-all"],
-    )
-    .await?;
-    let users: BTreeMap<&str, &Identity> = BTreeMap::from([
-        ("editor", &editor),
-        ("lead", &lead),
-        ("granter", &granter),
-        ("unlabelled", &unlabelled),
-    ]);
+    let attackers = attackers(&env, &home, &team).await?;
+    let users: BTreeMap<&str, &Identity> = attackers.iter().map(|(n, id)| (*n, id)).collect();
+    let (editor, lead) = (&attackers[0].1, &attackers[1].1);
 
     // The platform team's profile protecting both namespaces, written by an
     // administrator.
@@ -224,42 +282,7 @@ async fn escalation_through_a_profile_is_refused_at_admission() -> Result<()> {
     ensure!(attempts.len() >= 20, "at least 20 attempts");
     let mut failures = Vec::new();
     for attempt in &attempts {
-        let who = &users[attempt.who].kubeconfig;
-        let (accepted, answer) = match &attempt.action {
-            Action::Apply(yaml) => {
-                let apply = [
-                    "apply",
-                    "--server-side",
-                    "--force-conflicts",
-                    "--field-manager=attacker",
-                    "-f",
-                    "-",
-                ];
-                as_user(&env, who, &apply, Some(yaml)).await?
-            }
-            Action::Patch(patch) => {
-                let args = [
-                    "patch",
-                    "productionprofile",
-                    &protect,
-                    "--type=json",
-                    "-p",
-                    patch,
-                ];
-                as_user(&env, who, &args, None).await?
-            }
-            Action::Delete(name) => {
-                let args = ["delete", "productionprofile", name, "--wait=false"];
-                as_user(&env, who, &args, None).await?
-            }
-        };
-        let names_both = answer.contains(attempt.field) && answer.contains(attempt.permission);
-        if accepted || !names_both || !answer.contains("baseliner-author-rights") {
-            failures.push(format!(
-                "{} (as {}): accepted={accepted}; want a refusal naming `{}` and `{}`, got: {answer}",
-                attempt.name, attempt.who, attempt.field, attempt.permission
-            ));
-        }
+        failures.extend(try_attempt(&env, &users, &protect, attempt).await?);
     }
     ensure!(
         failures.is_empty(),
@@ -492,17 +515,64 @@ fn attempts(
     team: &str,
     other: &str,
 ) -> Vec<Attempt> {
-    let edit_protect = |spec: String| Action::Apply(profile_yaml(protect, case, &spec));
-    let base = protective_spec("view", "restricted");
-    let kube_system_sa = "        - kind: ServiceAccount\n          name: default\n          namespace: kube-system\n";
-    let np = "  networkPolicy:\n    defaultDeny: true\n";
-    let include = |names: &[&str], spec: &str| {
+    let ctx = Table {
+        case: case.to_owned(),
+        protect: protect.to_owned(),
+        editor: editor.to_owned(),
+        lead: lead.to_owned(),
+        team: team.to_owned(),
+        other: other.to_owned(),
+        base: protective_spec("view", "restricted"),
+        np: "  networkPolicy:\n    defaultDeny: true\n",
+        kube_system_sa: "        - kind: ServiceAccount\n          name: default\n          namespace: kube-system\n",
+        bind_admin: "bind on clusterroles/admin",
+    };
+    [
+        role_binding_attempts(&ctx),
+        pod_security_attempts(&ctx),
+        selection_attempts(&ctx),
+        subject_attempts(&ctx),
+        section_attempts(&ctx),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+impl Table {
+    /// The protective profile with `spec`.
+    fn edit_protect(&self, spec: String) -> Action {
+        Action::Apply(profile_yaml(&self.protect, &self.case, &spec))
+    }
+
+    /// An attacker's profile naming `names` in `include`.
+    fn include(&self, names: &[&str], spec: &str) -> Action {
         Action::Apply(format!(
-            "apiVersion: baseliner.dev/v1alpha1\nkind: ProductionProfile\nmetadata:\n  name: {case}-evil-include\nspec:\n  namespaces:\n    include: [{}]\n{spec}",
+            "apiVersion: baseliner.dev/v1alpha1\nkind: ProductionProfile\nmetadata:\n  name: {}-evil-include\nspec:\n  namespaces:\n    include: [{}]\n{spec}",
+            self.case,
             names.join(", ")
         ))
-    };
-    let bind_admin = "bind on clusterroles/admin";
+    }
+}
+
+/// What the attempts are made of.
+struct Table {
+    case: String,
+    protect: String,
+    editor: String,
+    lead: String,
+    team: String,
+    other: String,
+    base: String,
+    np: &'static str,
+    kube_system_sa: &'static str,
+    bind_admin: &'static str,
+}
+
+fn role_binding_attempts(t: &Table) -> Vec<Attempt> {
+    let case = t.case.as_str();
+    let editor = t.editor.as_str();
+    let bind_admin = t.bind_admin;
     vec![
         Attempt {
             name: "bind admin to oneself as an edit holder",
@@ -550,17 +620,23 @@ fn attempts(
         Attempt {
             name: "raise the protective binding from view to admin",
             who: "editor",
-            action: edit_protect(protective_spec("admin", "restricted")),
+            action: t.edit_protect(protective_spec("admin", "restricted")),
             field: "spec.roleBindings[0].clusterRole",
             permission: bind_admin,
         },
         Attempt {
             name: "raise a binding by update as a view granter",
             who: "granter",
-            action: edit_protect(protective_spec("edit", "restricted")),
+            action: t.edit_protect(protective_spec("edit", "restricted")),
             field: "spec.roleBindings[0].clusterRole",
             permission: "bind on clusterroles/edit",
         },
+    ]
+}
+
+fn pod_security_attempts(t: &Table) -> Vec<Attempt> {
+    let case = t.case.as_str();
+    vec![
         Attempt {
             name: "Pod Security privileged in a new profile",
             who: "editor",
@@ -575,7 +651,7 @@ fn attempts(
         Attempt {
             name: "lower the protective Pod Security to privileged",
             who: "editor",
-            action: edit_protect(protective_spec("view", "privileged")),
+            action: t.edit_protect(protective_spec("view", "privileged")),
             field: "spec.podSecurity",
             permission: "patch on namespaces",
         },
@@ -589,21 +665,34 @@ fn attempts(
         Attempt {
             name: "lower Pod Security holding everything but namespace patch",
             who: "unlabelled",
-            action: edit_protect(protective_spec("view", "baseline")),
+            action: t.edit_protect(protective_spec("view", "baseline")),
             field: "spec.podSecurity",
             permission: "patch on namespaces",
         },
+    ]
+}
+
+fn selection_attempts(t: &Table) -> Vec<Attempt> {
+    let case = t.case.as_str();
+    let protect = t.protect.as_str();
+    let lead = t.lead.as_str();
+    let team = t.team.as_str();
+    let other = t.other.as_str();
+    let base = t.base.as_str();
+    let np = t.np;
+    let bind_admin = t.bind_admin;
+    vec![
         Attempt {
             name: "include kube-system with a default-deny",
             who: "editor",
-            action: include(&["kube-system"], np),
+            action: t.include(&["kube-system"], np),
             field: "spec.namespaces",
             permission: "delete on limitranges",
         },
         Attempt {
             name: "include one's own namespace and bind admin as its admin",
             who: "lead",
-            action: include(
+            action: t.include(
                 &[team],
                 &format!(
                     "  roleBindings:\n{}",
@@ -616,14 +705,14 @@ fn attempts(
         Attempt {
             name: "include one's own namespace with privileged Pod Security as its admin",
             who: "lead",
-            action: include(&[team], "  podSecurity:\n    enforce: privileged\n"),
+            action: t.include(&[team], "  podSecurity:\n    enforce: privileged\n"),
             field: "spec.podSecurity",
             permission: "patch on namespaces",
         },
         Attempt {
             name: "include another team's namespace as a namespace admin",
             who: "lead",
-            action: include(&[other], np),
+            action: t.include(&[other], np),
             field: "spec.networkPolicy",
             permission: "networkpolicies.networking.k8s.io",
         },
@@ -646,14 +735,14 @@ fn attempts(
         Attempt {
             name: "raise the protective profile's priority",
             who: "editor",
-            action: edit_protect(format!("  priority: 5\n{base}")),
+            action: t.edit_protect(format!("  priority: 5\n{base}")),
             field: "spec.roleBindings[0].clusterRole",
             permission: "bind on clusterroles/view",
         },
         Attempt {
             name: "turn the protective profile to Audit",
             who: "editor",
-            action: edit_protect(format!("  mode: Audit\n{base}")),
+            action: t.edit_protect(format!("  mode: Audit\n{base}")),
             field: "spec.roleBindings[0].clusterRole",
             permission: "bind on clusterroles/view",
         },
@@ -671,6 +760,14 @@ fn attempts(
             field: "spec.roleBindings",
             permission: "rolebindings.rbac.authorization.k8s.io",
         },
+    ]
+}
+
+fn subject_attempts(t: &Table) -> Vec<Attempt> {
+    let case = t.case.as_str();
+    let kube_system_sa = t.kube_system_sa;
+    let bind_admin = t.bind_admin;
+    vec![
         Attempt {
             name: "a subject template aimed at system: groups",
             who: "editor",
@@ -732,10 +829,16 @@ fn attempts(
             field: "spec.roleBindings[0].clusterRole",
             permission: "bind on clusterroles/edit",
         },
+    ]
+}
+
+fn section_attempts(t: &Table) -> Vec<Attempt> {
+    let base = t.base.as_str();
+    vec![
         Attempt {
             name: "raise the protective quota",
             who: "editor",
-            action: edit_protect(base.replace("pods: \"20\"", "pods: \"2000\"")),
+            action: t.edit_protect(base.replace("pods: \"20\"", "pods: \"2000\"")),
             field: "spec.resourceQuota",
             permission: "resourcequotas",
         },
@@ -749,7 +852,7 @@ fn attempts(
         Attempt {
             name: "add a backup schedule",
             who: "editor",
-            action: edit_protect(format!("{base}  backup:\n    schedule: \"@daily\"\n")),
+            action: t.edit_protect(format!("{base}  backup:\n    schedule: \"@daily\"\n")),
             field: "spec.backup",
             permission: "schedules.velero.io in namespace velero",
         },

@@ -1,0 +1,156 @@
+//! The operator's writes, counted by the API server itself: a FlowSchema
+//! that matches only the write verbs of the operator's ServiceAccount makes
+//! API Priority and Fairness count exactly those requests in
+//! `apiserver_flowcontrol_dispatched_requests_total{flow_schema=...}`
+//! (reset when the apiserver restarts).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+
+use crate::baseline::kubectl_apply;
+use crate::{TestEnv, kubectl_delete};
+
+/// Which of the ServiceAccount's writes a [`WriteCounter`] counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Writes {
+    /// Every write, of any resource: status and Events included.
+    All,
+    /// Writes of what the operator converges: NetworkPolicies, LimitRanges,
+    /// ResourceQuotas, RoleBindings and Namespaces (Pod Security labels).
+    /// Status writes and Events are not counted.
+    ManagedObjects,
+}
+
+impl Writes {
+    /// `matchingPrecedence` and the FlowSchema's `resourceRules` entry.
+    fn rule(self) -> (u32, &'static str) {
+        match self {
+            Self::All => (
+                200,
+                "        - verbs: [create, update, patch, delete, deletecollection]
+          apiGroups: ['*']
+          resources: ['*']
+          clusterScope: true
+          namespaces: ['*']
+",
+            ),
+            Self::ManagedObjects => (
+                150,
+                "        - verbs: [create, update, patch, delete, deletecollection]
+          apiGroups: ['', networking.k8s.io, rbac.authorization.k8s.io]
+          resources: [networkpolicies, limitranges, resourcequotas, rolebindings, namespaces]
+          clusterScope: true
+          namespaces: ['*']
+",
+            ),
+        }
+    }
+}
+
+/// A FlowSchema counting the writes of ServiceAccount `baseliner` in one
+/// namespace; deleted on drop unless [`WriteCounter::remove`] was called.
+pub struct WriteCounter {
+    pub flow_schema: String,
+    kubectl: PathBuf,
+    kubeconfig: PathBuf,
+    removed: bool,
+}
+
+impl WriteCounter {
+    /// Creates FlowSchema `flow_schema` counting `writes` by ServiceAccount
+    /// `baseliner` of namespace `home`.
+    pub async fn install(
+        env: &TestEnv,
+        home: &str,
+        flow_schema: &str,
+        writes: Writes,
+    ) -> Result<Self> {
+        let (precedence, resource_rule) = writes.rule();
+        kubectl_apply(
+            env,
+            &format!(
+                "apiVersion: flowcontrol.apiserver.k8s.io/v1
+kind: FlowSchema
+metadata:
+  name: {flow_schema}
+spec:
+  priorityLevelConfiguration: {{name: workload-high}}
+  matchingPrecedence: {precedence}
+  distinguisherMethod: {{type: ByUser}}
+  rules:
+    - subjects:
+        - kind: ServiceAccount
+          serviceAccount: {{name: baseliner, namespace: {home}}}
+      resourceRules:
+{resource_rule}"
+            ),
+        )
+        .await?;
+        Ok(Self {
+            flow_schema: flow_schema.to_owned(),
+            kubectl: env.plane().kubectl.clone(),
+            kubeconfig: env.plane().kubeconfig.clone(),
+            removed: false,
+        })
+    }
+
+    /// Writes dispatched so far.
+    pub async fn count(&self, env: &TestEnv) -> Result<u64> {
+        flow_schema_metric(
+            env,
+            "apiserver_flowcontrol_dispatched_requests_total",
+            &self.flow_schema,
+        )
+        .await
+    }
+
+    /// Waits until the count stops moving for `quiet`, and returns it.
+    pub async fn settled(&self, env: &TestEnv, quiet: Duration) -> Result<u64> {
+        let mut last = self.count(env).await?;
+        for _ in 0..60 {
+            tokio::time::sleep(quiet).await;
+            let now = self.count(env).await?;
+            if now == last {
+                return Ok(now);
+            }
+            last = now;
+        }
+        bail!("the operator never stopped writing (last count {last})")
+    }
+
+    /// Deletes the FlowSchema; an error if kubectl fails.
+    pub async fn remove(mut self, env: &TestEnv) -> Result<()> {
+        self.removed = true;
+        env.kubectl(["delete", "flowschema", &self.flow_schema])
+            .await?
+            .ok()?;
+        Ok(())
+    }
+}
+
+impl Drop for WriteCounter {
+    fn drop(&mut self) {
+        if !self.removed {
+            kubectl_delete(
+                &self.kubectl,
+                &self.kubeconfig,
+                &["flowschema", &self.flow_schema],
+            );
+        }
+    }
+}
+
+/// The sum of one APF counter's series for `flow_schema`, from the
+/// apiserver's /metrics.
+pub async fn flow_schema_metric(env: &TestEnv, metric: &str, flow_schema: &str) -> Result<u64> {
+    let metrics = env.kubectl(["get", "--raw", "/metrics"]).await?.ok()?;
+    let prefix = format!("{metric}{{");
+    let needle = format!("flow_schema=\"{flow_schema}\"");
+    Ok(metrics
+        .lines()
+        .filter(|l| l.starts_with(&prefix) && l.contains(&needle))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64)
+}
