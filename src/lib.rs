@@ -22,7 +22,10 @@
 //! The operator and its command line:
 //! - [`controller`]: watches, the per-namespace plan and its execution,
 //!   status and Events.
-//! - [`cli`]: the `baseliner` command line (`crd`, `validate`, `render`).
+//! - [`inspect`]: read-only views of a live cluster from the same plan:
+//!   `plan` (what a change would do), `why` and `report` (what is in place).
+//! - [`cli`]: the `baseliner` command line (`crd`, `validate`, `render`,
+//!   `plan`, `why`, `report`).
 //! - [`run`]: `baseliner run`, the operator process's wiring, with
 //!   [`lease`] (leader election), [`http`] (`/metrics`, `/healthz`,
 //!   `/readyz`), [`health`] (cache readiness) and [`metrics`].
@@ -34,6 +37,7 @@ pub mod controller;
 pub mod cron;
 pub mod health;
 pub mod http;
+pub mod inspect;
 pub mod kind;
 pub mod lease;
 pub mod metrics;

@@ -136,6 +136,37 @@ pub fn selects(
         && label_selector_matches(selector, &namespace.labels).unwrap_or(false)
 }
 
+/// Why `profile` does or does not select `namespace`, in words (the same
+/// rules as [`selects`], in the same order).
+pub fn explain_selection(
+    profile: &ProductionProfile,
+    namespace: &NamespaceInfo,
+    context: &SelectionContext,
+) -> String {
+    let selection = &profile.spec.namespaces;
+    let name = namespace.name.as_str();
+    if selection.exclude.iter().any(|excluded| excluded == name) {
+        return "it is listed in spec.namespaces.exclude".to_owned();
+    }
+    if selection.include.iter().any(|included| included == name) {
+        return "it is listed in spec.namespaces.include".to_owned();
+    }
+    let Some(selector) = &selection.selector else {
+        return "it is not listed in spec.namespaces.include and the profile has no selector"
+            .to_owned();
+    };
+    let shown = serde_json::to_string(selector).unwrap_or_default();
+    if context.is_system_namespace(name) {
+        return "system namespaces are selected only when listed in spec.namespaces.include"
+            .to_owned();
+    }
+    match label_selector_matches(selector, &namespace.labels) {
+        Ok(true) => format!("its labels match spec.namespaces.selector {shown}"),
+        Ok(false) => format!("its labels do not match spec.namespaces.selector {shown}"),
+        Err(error) => format!("spec.namespaces.selector is invalid ({error}) and selects nothing"),
+    }
+}
+
 /// The outcome of several profiles competing for one namespace.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Ownership<'a> {

@@ -32,9 +32,10 @@ pub const POLICY_NAME: &str = "baseliner-author-rights";
 pub const POLICY_YAML: &str = include_str!("../../crds/baseliner.dev_author-rights.yaml");
 
 /// Whether baseliner may grant: write RoleBindings and lower Pod Security.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum AuthorRights {
     /// Not listed yet; nothing is granted until it is.
+    #[default]
     Unknown,
     /// The policy and its binding are installed as shipped and deny.
     Enforced,

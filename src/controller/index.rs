@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
-use kube::ResourceExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DynamicObject, PartialObjectMeta};
 use kube::runtime::watcher;
 
@@ -305,26 +305,30 @@ fn describe(
     kind: ManagedKind,
     obj: &PartialObjectMeta<DynamicObject>,
 ) -> (String, ObjectKey, LiveObject) {
-    let namespace = obj.namespace().unwrap_or_default();
-    let labels = obj.labels();
+    describe_object(kind, &obj.metadata)
+}
+
+/// The namespace an object of `kind` serves (a Schedule's is in its
+/// namespace label; it lives in Velero's), its key, and its index entry.
+pub fn describe_object(kind: ManagedKind, meta: &ObjectMeta) -> (String, ObjectKey, LiveObject) {
+    let namespace = meta.namespace.clone().unwrap_or_default();
+    let label = |key: &str| meta.labels.as_ref().and_then(|l| l.get(key)).cloned();
     let served = match kind {
-        ManagedKind::Schedule => labels
-            .get(NAMESPACE_LABEL)
-            .cloned()
-            .unwrap_or_else(|| namespace.clone()),
+        ManagedKind::Schedule => label(NAMESPACE_LABEL).unwrap_or_else(|| namespace.clone()),
         _ => namespace.clone(),
     };
     let key = ObjectKey {
         kind,
         namespace,
-        name: obj.name_any(),
+        name: meta.name.clone().unwrap_or_default(),
     };
     let live = LiveObject {
-        resource_version: obj.resource_version().unwrap_or_default(),
-        profile: labels.get(PROFILE_LABEL).cloned(),
-        orphan_on_prune: obj
-            .annotations()
-            .get(DELETION_POLICY_ANNOTATION)
+        resource_version: meta.resource_version.clone().unwrap_or_default(),
+        profile: label(PROFILE_LABEL),
+        orphan_on_prune: meta
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(DELETION_POLICY_ANNOTATION))
             .is_some_and(|p| p == "Orphan"),
     };
     (served, key, live)

@@ -1,6 +1,18 @@
 //! The `baseliner` command line: `crd`, `validate` and `render`, the
-//! offline half a GitOps pipeline runs without a cluster, and `run`, the
-//! operator itself.
+//! offline half a GitOps pipeline runs without a cluster; `plan`, `why`
+//! and `report` ([`plan`], [`why`], [`report`]), which read a live cluster
+//! and write nothing to it; and `run`, the operator itself.
+//!
+//! Installed as `kubectl-baseliner` too, it is a kubectl plugin:
+//! `kubectl baseliner plan -f ...`.
+
+mod plan;
+mod report;
+mod why;
+
+pub use plan::{PlanArgs, PlanFormat};
+pub use report::{ReportArgs, ReportFormat, build_report};
+pub use why::{WhyArgs, WhyFormat, explain};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -15,16 +27,21 @@ use thiserror::Error;
 
 use crate::access_review;
 use crate::api::{NAMESPACE_NAME_LABEL, ProductionProfile};
+use crate::inspect::outcome::Settings;
+use crate::inspect::snapshot;
 use crate::namespace::NamespaceInfo;
 use crate::render::{
     DEFAULT_ALLOWED_CLUSTER_ROLES, RenderOptions, namespace_object, render_namespace,
 };
-use crate::selection::{SelectionContext, selects};
+use crate::selection::{SelectionContext, explain_selection, selects};
 use crate::syntax::{check_label_key, check_label_value, is_dns1123_label};
 use crate::validate::{self, DocumentReport};
 
 /// Exit code when a profile does not select the namespace given to `render`.
 pub const EXIT_NOT_SELECTED: u8 = 3;
+
+/// Exit code of `plan` when applying the files would change something.
+pub const EXIT_CHANGES: u8 = 2;
 
 /// Reconcile namespaces to a declared production baseline.
 #[derive(Debug, Parser)]
@@ -65,6 +82,25 @@ pub enum Command {
     /// apply it), and 3 when the profile does not select the namespace
     /// (nothing is printed).
     Render(RenderArgs),
+    /// Show what applying profile manifests would do to the live cluster.
+    ///
+    /// Reads the cluster in $KUBECONFIG (or --context) and writes nothing:
+    /// the profiles in the files as `kubectl apply` would leave them,
+    /// planned against the live namespaces, profiles and managed objects
+    /// with the operator's own plan. For every namespace whose outcome
+    /// changes: its owner before and after, each object to create, update
+    /// (the fields baseliner owns that differ), replace, delete or orphan,
+    /// and the Pod Security labels set or removed; then a summary, with
+    /// the RoleBindings granted and revoked. Exits 0 when nothing would
+    /// change, 2 when something would, 1 on an error or invalid manifests.
+    Plan(PlanArgs),
+    /// Explain one namespace: which profile owns it and why, which others
+    /// select it and lose, what is in place, what is missing or drifted,
+    /// and what baseliner last did there.
+    Why(WhyArgs),
+    /// Compliance evidence for every profile, namespace and control: the
+    /// object, its resourceVersion, in sync or how it differs.
+    Report(ReportArgs),
     /// Run the operator against the cluster in $KUBECONFIG (or in-cluster).
     Run(crate::run::RunArgs),
 }
@@ -114,6 +150,64 @@ pub struct RenderArgs {
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Yaml)]
     pub output: OutputFormat,
+}
+
+/// Where the cluster is, and the operator's settings that shape its plan
+/// (give the same values as its `run` flags).
+#[derive(Debug, clap::Args)]
+pub struct ClusterArgs {
+    /// The kubeconfig context [default: the current one].
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// The operator's --allowed-cluster-roles.
+    #[arg(
+        long,
+        value_name = "ROLE,...",
+        value_delimiter = ',',
+        default_values_t = DEFAULT_ALLOWED_CLUSTER_ROLES.map(str::to_owned)
+    )]
+    pub allowed_cluster_roles: Vec<String>,
+
+    /// The operator's namespace (never selected by label).
+    #[arg(long, value_name = "NAME", default_value = "baseliner-system")]
+    pub operator_namespace: String,
+
+    /// The operator runs with --unsafe-grant-without-author-rights-policy.
+    #[arg(long)]
+    pub unsafe_grant_without_author_rights_policy: bool,
+}
+
+impl ClusterArgs {
+    /// The operator's settings as given.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            render: RenderOptions {
+                allowed_cluster_roles: self.allowed_cluster_roles.iter().cloned().collect(),
+            },
+            selection: SelectionContext {
+                operator_namespace: Some(self.operator_namespace.clone()),
+            },
+            grants_waived: self.unsafe_grant_without_author_rights_policy,
+        }
+    }
+}
+
+/// A runtime for the commands that talk to a cluster.
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Write)
+}
+
+/// `text` with its ANSI colours when standard output is a terminal that
+/// takes them (NO_COLOR and CLICOLOR_FORCE are honoured), else without.
+fn colour(text: &str) -> String {
+    match anstream::AutoStream::choice(&io::stdout()) {
+        anstream::ColorChoice::Never => anstream::adapter::strip_str(text).to_string(),
+        _ => text.to_owned(),
+    }
 }
 
 /// How `render` prints objects.
@@ -177,6 +271,9 @@ pub enum Error {
     /// The cluster could not answer `validate --as-user`.
     #[error(transparent)]
     Cluster(#[from] access_review::Error),
+    /// The cluster could not be read (`plan`, `why`, `report`).
+    #[error(transparent)]
+    Snapshot(#[from] snapshot::Error),
     /// The CRD or an object cannot be written as YAML.
     #[error("cannot write YAML: {0}")]
     Yaml(String),
@@ -192,6 +289,8 @@ pub enum Outcome {
     Success,
     /// Problems were found and reported (exit 1).
     Problems,
+    /// `plan`: applying the files would change something (exit 2).
+    Changes,
     /// `render`: the profile does not select the namespace (exit 3).
     NotSelected,
 }
@@ -201,7 +300,31 @@ impl From<Outcome> for ExitCode {
         match outcome {
             Outcome::Success => ExitCode::SUCCESS,
             Outcome::Problems => ExitCode::FAILURE,
+            Outcome::Changes => ExitCode::from(EXIT_CHANGES),
             Outcome::NotSelected => ExitCode::from(EXIT_NOT_SELECTED),
+        }
+    }
+}
+
+/// The binaries' `main`: parses the command line (usage names `bin_name`),
+/// runs it, and turns the outcome into the exit code.
+pub fn main(bin_name: &str) -> ExitCode {
+    let mut command = <Cli as clap::CommandFactory>::command().bin_name(bin_name);
+    let cli = match command
+        .try_get_matches_from_mut(std::env::args_os())
+        .and_then(|matches| <Cli as clap::FromArgMatches>::from_arg_matches(&matches))
+    {
+        Ok(cli) => cli,
+        Err(error) => error.format(&mut command).exit(),
+    };
+    // Not locked: `run` logs to stdout from many threads.
+    let (mut out, mut err) = (io::stdout(), io::stderr());
+    match run(cli, &mut out, &mut err) {
+        Ok(outcome) => outcome.into(),
+        Err(error) => {
+            // Nothing better to do if stderr itself is gone.
+            let _ = writeln!(err, "error: {error}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -213,6 +336,9 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Outcome
         Command::Crd => print_crd(out),
         Command::Validate(args) => validate_files(&args, out, err),
         Command::Render(args) => render(&args, out, err),
+        Command::Plan(args) => plan::plan(&args, out, err),
+        Command::Why(args) => why::why(&args, out),
+        Command::Report(args) => report::report(&args, out),
         Command::Run(args) => match crate::run::run(args) {
             Ok(()) => Ok(Outcome::Success),
             Err(error) => {
@@ -409,16 +535,11 @@ fn namespace_info(args: &RenderArgs) -> Result<NamespaceInfo, Error> {
 }
 
 fn why_not_selected(profile: &ProductionProfile, namespace: &NamespaceInfo) -> String {
-    let selection = &profile.spec.namespaces;
-    let context = SelectionContext::default();
-    if selection.exclude.contains(&namespace.name) {
-        "it is listed in spec.namespaces.exclude".to_owned()
-    } else if selection.selector.is_none() {
-        "it is not listed in spec.namespaces.include and the profile has no selector".to_owned()
-    } else if context.is_system_namespace(&namespace.name) {
-        "system namespaces are selected only when listed in spec.namespaces.include".to_owned()
+    let why = explain_selection(profile, namespace, &SelectionContext::default());
+    if why.starts_with("its labels do not match") {
+        format!("{why} (pass the namespace's labels with --label KEY=VALUE)")
     } else {
-        "its labels do not match spec.namespaces.selector (pass the namespace's labels with --label KEY=VALUE)".to_owned()
+        why
     }
 }
 

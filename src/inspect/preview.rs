@@ -1,0 +1,487 @@
+//! `baseliner plan`: what applying a set of profiles would do, namespace by
+//! namespace, object by object.
+//!
+//! The profiles after the change are the live ones with the files applied
+//! as `kubectl apply` would (a profile of the same name is replaced, a new
+//! one created, and with `prune` one missing from the files deleted). Every
+//! namespace is planned twice, before and after, with the controller's own
+//! plan ([`super::outcome`]); the preview is the after-plan of each
+//! namespace whose owner or steps change. A step the before-plan holds as
+//! well is marked `pending`: the operator would take it without the change.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kube::ResourceExt;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::outcome::{FieldChange, NamespaceOutcome, ObjectOutcome, Settings, cluster_outcomes};
+use super::snapshot::Snapshot;
+use crate::api::{Mode, ProductionProfile};
+use crate::controller::plan::{LabelStep, Step};
+use crate::kind::ManagedKind;
+
+/// What `kubectl apply` would do to one profile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ProfileChange {
+    /// New.
+    Created,
+    /// Its spec changes.
+    Changed,
+    /// Its spec stays as it is.
+    Unchanged,
+    /// Deleted (`--prune`: not in the files).
+    Deleted,
+}
+
+/// One profile of the change.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ProfilePreview {
+    pub name: String,
+    pub change: ProfileChange,
+}
+
+/// What the operator would do to one object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Action {
+    /// Create it.
+    Create,
+    /// Apply over it: the fields in `changes` differ.
+    Update,
+    /// Delete and create it (a RoleBinding's roleRef changes).
+    Replace,
+    /// Delete it.
+    Delete,
+    /// Leave it, without baseliner's labels.
+    Orphan,
+    /// Audit: report that it differs; write nothing.
+    Report,
+    /// A grant held back while the author-rights policy is not in force.
+    Held,
+}
+
+impl Action {
+    fn of(step: &Step) -> Option<Self> {
+        Some(match step {
+            Step::Create => Self::Create,
+            Step::Heal => Self::Update,
+            Step::Replace => Self::Replace,
+            Step::Prune => Self::Delete,
+            Step::Orphan => Self::Orphan,
+            Step::Drifted(_) => Self::Report,
+            Step::Held(_) => Self::Held,
+            Step::InSync | Step::NeedsRead => return None,
+        })
+    }
+
+    /// Whether the operator writes for it.
+    pub fn writes(self) -> bool {
+        !matches!(self, Self::Report | Self::Held)
+    }
+}
+
+/// One object's part of the preview.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectPreview {
+    pub action: Action,
+    pub kind: ManagedKind,
+    pub namespace: String,
+    pub name: String,
+    /// For an update or replace, what differs (what baseliner owns only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<FieldChange>,
+    /// For a report or a held grant, what differs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The operator would do this without the change too.
+    pub pending: bool,
+}
+
+/// A namespace's owner.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OwnerView {
+    pub profile: String,
+    pub priority: i32,
+    pub mode: Mode,
+}
+
+/// The Pod Security labels' part of the preview.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LabelsPreview {
+    /// Whether the namespace is written (labels or baseliner's markers).
+    pub writes: bool,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub set: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+    /// Audit or held: what would differ.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    pub pending: bool,
+}
+
+/// One namespace whose outcome changes.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespacePreview {
+    pub namespace: String,
+    pub owner_before: Option<OwnerView>,
+    pub owner_after: Option<OwnerView>,
+    /// Profiles that select the namespace after the change and lose it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<String>,
+    pub objects: Vec<ObjectPreview>,
+    pub labels: LabelsPreview,
+    /// What could not be rendered after the change.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+/// A RoleBinding's grant, as reviewers read it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Grant {
+    pub namespace: String,
+    pub binding: String,
+    pub cluster_role: String,
+    /// `Group NAME`, `User NAME` or `ServiceAccount NS/NAME`.
+    pub subjects: Vec<String>,
+}
+
+/// Totals.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub namespaces: usize,
+    pub creates: usize,
+    pub updates: usize,
+    pub replaces: usize,
+    pub deletions: usize,
+    pub orphans: usize,
+    /// Namespaces whose labels (or baseliner's markers on them) are written.
+    pub namespace_writes: usize,
+    /// Audit: differences reported, nothing written.
+    pub reported: usize,
+    pub held: usize,
+    pub granted: Vec<Grant>,
+    pub revoked: Vec<Grant>,
+    /// Namespaces not listed, whose pending writes (drift the operator has
+    /// not healed yet) happen with or without the change.
+    pub unrelated_pending: usize,
+}
+
+/// The whole preview.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Preview {
+    pub profiles: Vec<ProfilePreview>,
+    pub namespaces: Vec<NamespacePreview>,
+    pub summary: Summary,
+    /// Why grants would be held back, when they would.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grants_held_because: Option<String>,
+}
+
+impl Preview {
+    /// Whether applying the files changes anything: a profile, or what the
+    /// operator writes.
+    pub fn has_changes(&self) -> bool {
+        self.profiles
+            .iter()
+            .any(|p| p.change != ProfileChange::Unchanged)
+            || self
+                .namespaces
+                .iter()
+                .any(|n| n.labels.writes || n.objects.iter().any(|o| o.action.writes()))
+            || self
+                .namespaces
+                .iter()
+                .any(|n| n.owner_before != n.owner_after)
+    }
+}
+
+/// The profiles after applying `files` to `live` as `kubectl apply` would,
+/// and what happens to each.
+pub fn apply_profiles(
+    live: &[ProductionProfile],
+    files: &[ProductionProfile],
+    prune: bool,
+) -> (Vec<ProductionProfile>, Vec<ProfilePreview>) {
+    let from_files: BTreeMap<String, &ProductionProfile> =
+        files.iter().map(|p| (p.name_any(), p)).collect();
+    let mut after = Vec::new();
+    let mut changes = Vec::new();
+    for profile in live {
+        let name = profile.name_any();
+        match from_files.get(&name) {
+            Some(file) if file.spec != profile.spec => {
+                let mut changed = profile.clone();
+                changed.spec = file.spec.clone();
+                changed.metadata.generation = profile.metadata.generation.map(|g| g + 1);
+                after.push(changed);
+                changes.push(ProfilePreview {
+                    name,
+                    change: ProfileChange::Changed,
+                });
+            }
+            Some(_) => {
+                after.push(profile.clone());
+                changes.push(ProfilePreview {
+                    name,
+                    change: ProfileChange::Unchanged,
+                });
+            }
+            None if prune => changes.push(ProfilePreview {
+                name,
+                change: ProfileChange::Deleted,
+            }),
+            None => after.push(profile.clone()),
+        }
+    }
+    let live_names: BTreeSet<String> = live.iter().map(|p| p.name_any()).collect();
+    for (name, file) in from_files {
+        if !live_names.contains(&name) {
+            let mut created = (*file).clone();
+            created.metadata.generation = Some(1);
+            after.push(created);
+            changes.push(ProfilePreview {
+                name,
+                change: ProfileChange::Created,
+            });
+        }
+    }
+    changes.sort_by(|a, b| a.name.cmp(&b.name));
+    (after, changes)
+}
+
+/// The preview of replacing the snapshot's profiles with `after`.
+pub fn preview(
+    snapshot: &Snapshot,
+    after: &[ProductionProfile],
+    profiles: Vec<ProfilePreview>,
+    settings: &Settings,
+) -> Preview {
+    let before = cluster_outcomes(snapshot, &snapshot.profiles, settings);
+    let after_outcomes = cluster_outcomes(snapshot, after, settings);
+    let owner = |profiles: &[ProductionProfile], outcome: &NamespaceOutcome| {
+        let name = &outcome.plan.owner.as_ref()?.profile;
+        let profile = profiles.iter().find(|p| &p.name_any() == name)?;
+        Some(OwnerView {
+            profile: name.clone(),
+            priority: profile.spec.priority,
+            mode: profile.spec.mode,
+        })
+    };
+    let mut namespaces = Vec::new();
+    let mut grants_held_because = None;
+    let mut unrelated_pending = 0;
+    for (before, after_outcome) in before.iter().zip(&after_outcomes) {
+        let previewed = namespace_preview(before, after_outcome);
+        let owner_before = owner(&snapshot.profiles, before);
+        let owner_after = owner(after, after_outcome);
+        let changed = owner_before != owner_after
+            || previewed.objects.iter().any(|o| !o.pending)
+            || (has_label_step(&previewed.labels) && !previewed.labels.pending)
+            || before.plan.render_problems != after_outcome.plan.render_problems;
+        if !changed {
+            if after_outcome.writes() {
+                unrelated_pending += 1;
+            }
+            continue;
+        }
+        if previewed.objects.iter().any(|o| o.action == Action::Held) {
+            grants_held_because = after_outcome.plan.held_because.clone();
+        }
+        namespaces.push(NamespacePreview {
+            namespace: after_outcome.plan.namespace.clone(),
+            owner_before,
+            owner_after,
+            conflicts: after_outcome.plan.conflicts.clone(),
+            problems: after_outcome
+                .plan
+                .render_problems
+                .iter()
+                .map(|p| format!("{}: {}", p.field, p.message))
+                .chain(
+                    after_outcome
+                        .plan
+                        .problems
+                        .iter()
+                        .map(|p| p.message.clone()),
+                )
+                .collect(),
+            ..previewed
+        });
+    }
+    let mut summary = summarize(&namespaces, &after_outcomes);
+    summary.unrelated_pending = unrelated_pending;
+    Preview {
+        profiles,
+        namespaces,
+        summary,
+        grants_held_because,
+    }
+}
+
+fn has_label_step(labels: &LabelsPreview) -> bool {
+    labels.writes || labels.detail.is_some()
+}
+
+/// The after-plan's steps, each marked pending when the before-plan holds
+/// the same.
+fn namespace_preview(before: &NamespaceOutcome, after: &NamespaceOutcome) -> NamespacePreview {
+    let before_actions: BTreeMap<_, _> = before
+        .objects
+        .iter()
+        .filter_map(|o| Some((&o.key, (Action::of(&o.step)?, &o.desired))))
+        .collect();
+    let objects = after
+        .objects
+        .iter()
+        .filter_map(|object| {
+            let action = Action::of(&object.step)?;
+            let pending = before_actions.get(&object.key) == Some(&(action, &object.desired));
+            Some(ObjectPreview {
+                action,
+                kind: object.key.kind,
+                namespace: object.key.namespace.clone(),
+                name: object.key.name.clone(),
+                changes: object.changes.clone(),
+                detail: match &object.step {
+                    Step::Drifted(what) | Step::Held(what) => Some(what.clone()),
+                    _ => None,
+                },
+                pending,
+            })
+        })
+        .collect();
+    let detail = match &after.labels.step {
+        LabelStep::Drifted(what) | LabelStep::Held(what) => Some(what.clone()),
+        _ => None,
+    };
+    let labels = LabelsPreview {
+        writes: after.labels.writes(),
+        set: after.labels.set.clone(),
+        remove: after.labels.remove.clone(),
+        pending: same_label_step(&before.labels.step, &after.labels.step),
+        detail,
+    };
+    NamespacePreview {
+        namespace: after.plan.namespace.clone(),
+        owner_before: None,
+        owner_after: None,
+        conflicts: Vec::new(),
+        objects,
+        labels,
+        problems: Vec::new(),
+    }
+}
+
+fn same_label_step(before: &LabelStep, after: &LabelStep) -> bool {
+    match (before, after) {
+        (LabelStep::InSync, _) | (_, LabelStep::InSync) => false,
+        (LabelStep::Apply { body: a, .. }, LabelStep::Apply { body: b, .. }) => a == b,
+        (a, b) => a == b,
+    }
+}
+
+fn summarize(namespaces: &[NamespacePreview], outcomes: &[NamespaceOutcome]) -> Summary {
+    let mut summary = Summary {
+        namespaces: namespaces.len(),
+        ..Summary::default()
+    };
+    let listed: BTreeSet<&str> = namespaces.iter().map(|n| n.namespace.as_str()).collect();
+    for namespace in namespaces {
+        if namespace.labels.writes {
+            summary.namespace_writes += 1;
+        }
+        for object in &namespace.objects {
+            match object.action {
+                Action::Create => summary.creates += 1,
+                Action::Update => summary.updates += 1,
+                Action::Replace => summary.replaces += 1,
+                Action::Delete => summary.deletions += 1,
+                Action::Orphan => summary.orphans += 1,
+                Action::Report => summary.reported += 1,
+                Action::Held => summary.held += 1,
+            }
+        }
+    }
+    for outcome in outcomes {
+        if !listed.contains(outcome.plan.namespace.as_str()) {
+            continue;
+        }
+        for object in &outcome.objects {
+            if object.key.kind == ManagedKind::RoleBinding {
+                role_binding_grants(object, &mut summary);
+            }
+        }
+    }
+    summary.granted.sort();
+    summary.revoked.sort();
+    summary
+}
+
+/// What writing a RoleBinding grants and revokes.
+fn role_binding_grants(object: &ObjectOutcome, summary: &mut Summary) {
+    let grant = |body: &Value, subjects: Vec<String>| Grant {
+        namespace: object.key.namespace.clone(),
+        binding: object.key.name.clone(),
+        cluster_role: body["roleRef"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        subjects,
+    };
+    let desired = object.desired.as_ref();
+    let live = object.live.as_ref();
+    match (&object.step, desired, live) {
+        (Step::Create, Some(want), _) => summary.granted.push(grant(want, subjects(want))),
+        (Step::Replace, Some(want), Some(have)) => {
+            summary.revoked.push(grant(have, subjects(have)));
+            summary.granted.push(grant(want, subjects(want)));
+        }
+        (Step::Heal, Some(want), Some(have)) => {
+            let (wanted, held) = (subjects(want), subjects(have));
+            let added: Vec<String> = wanted
+                .iter()
+                .filter(|s| !held.contains(s))
+                .cloned()
+                .collect();
+            let removed: Vec<String> = held
+                .iter()
+                .filter(|s| !wanted.contains(s))
+                .cloned()
+                .collect();
+            if !added.is_empty() {
+                summary.granted.push(grant(want, added));
+            }
+            if !removed.is_empty() {
+                summary.revoked.push(grant(have, removed));
+            }
+        }
+        (Step::Prune, _, Some(have)) => summary.revoked.push(grant(have, subjects(have))),
+        _ => {}
+    }
+}
+
+/// A RoleBinding's subjects as `Kind name`.
+fn subjects(binding: &Value) -> Vec<String> {
+    binding["subjects"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|subject| {
+            let kind = subject["kind"].as_str().unwrap_or_default();
+            let name = subject["name"].as_str().unwrap_or_default();
+            match subject["namespace"].as_str() {
+                Some(namespace) if kind == "ServiceAccount" => format!("{kind} {namespace}/{name}"),
+                _ => format!("{kind} {name}"),
+            }
+        })
+        .collect()
+}
