@@ -22,6 +22,7 @@
 //!   and Fairness.
 
 pub mod baseline;
+pub mod inspect;
 pub mod operator;
 mod plane;
 pub mod velero;

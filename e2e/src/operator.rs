@@ -197,7 +197,8 @@ pub fn operator_binary() -> Result<PathBuf> {
         .get_or_init(|| {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let status = Command::new(cargo)
-                .args(["build", "--quiet", "-p", "baseliner", "--bin", "baseliner"])
+                // Both binaries: the plugin's tests run `kubectl-baseliner`.
+                .args(["build", "--quiet", "-p", "baseliner", "--bins"])
                 .current_dir(workspace_root())
                 .status()
                 .map_err(|e| format!("running cargo build: {e}"))?;

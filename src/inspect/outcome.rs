@@ -315,11 +315,12 @@ mod tests {
             json!({"subjects": [{"name": "a"}, {"name": "b"}], "roleRef": {"name": "edit"}});
         let live = json!({"subjects": [{"name": "a"}]});
         let changes = field_changes(&desired, &live);
+        // Fields come in key order.
         assert_eq!(changes.len(), 2, "{changes:?}");
-        assert_eq!(changes[0].path, "subjects");
-        assert_eq!(changes[0].before, Some(json!([{"name": "a"}])));
-        assert_eq!(changes[1].path, "roleRef");
-        assert_eq!(changes[1].before, None);
+        assert_eq!(changes[0].path, "roleRef");
+        assert_eq!(changes[0].before, None);
+        assert_eq!(changes[1].path, "subjects");
+        assert_eq!(changes[1].before, Some(json!([{"name": "a"}])));
     }
 
     #[test]

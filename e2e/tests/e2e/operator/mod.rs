@@ -12,6 +12,7 @@ mod author_rights;
 mod backups;
 mod drift;
 mod endpoints;
+mod inspect;
 mod install;
 mod leader;
 mod priority;
