@@ -507,3 +507,57 @@ fn render_refuses_files_without_exactly_one_document() {
         assert!(stderr(&output).contains(message), "{}", stderr(&output));
     }
 }
+
+#[test]
+fn plan_refuses_invalid_manifests_before_reading_any_cluster() {
+    let dir = Scratch::new("plan-invalid");
+    let file = dir.file(
+        "bad.yaml",
+        "apiVersion: baseliner.dev/v1alpha1\nkind: ProductionProfile\nmetadata: {name: bad}\nspec:\n  namespaces: {selector: {}}\n  priority: 5000\n",
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_baseliner"))
+        .args(["plan", "-f", &file])
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert!(text.contains("spec.priority"), "{text}");
+    assert!(!text.contains("connect"), "read a cluster first: {text}");
+}
+
+#[test]
+fn plan_without_a_cluster_says_how_to_give_one() {
+    let dir = Scratch::new("plan-no-cluster");
+    let file = dir.file(
+        "ok.yaml",
+        "apiVersion: baseliner.dev/v1alpha1\nkind: ProductionProfile\nmetadata: {name: ok}\nspec:\n  namespaces: {selector: {}}\n",
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_baseliner"))
+        .args(["plan", "-f", &file])
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert!(
+        text.contains("cannot connect to a cluster") && text.contains("KUBECONFIG"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_kubectl_plugin_is_the_same_command_line() {
+    let output = Command::new(env!("CARGO_BIN_EXE_kubectl-baseliner"))
+        .args(["plan", "--help"])
+        .output()
+        .expect("runs");
+    assert!(output.status.success());
+    let text = stdout(&output);
+    assert!(text.contains("Usage: kubectl baseliner plan"), "{text}");
+    assert!(
+        text.contains("--prune") && text.contains("markdown"),
+        "{text}"
+    );
+}

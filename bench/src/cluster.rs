@@ -13,7 +13,7 @@ use baseliner_e2e::write_token_kubeconfig;
 use futures::{StreamExt, TryStreamExt, stream};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
@@ -29,6 +29,12 @@ use crate::{BENCH_LABEL, HOME_NAMESPACE, OPERATOR_SA};
 pub const WRITES_FLOW_SCHEMA: &str = "baseliner-bench-writes";
 pub const READS_FLOW_SCHEMA: &str = "baseliner-bench-reads";
 const FIELD_MANAGER: &str = "baseliner-bench";
+
+/// Counts every request of the CLI's identity (`baseliner plan` and
+/// `report` in the benchmark).
+pub const CLI_FLOW_SCHEMA: &str = "baseliner-bench-cli";
+/// The ServiceAccount `baseliner plan` and `report` run as.
+const CLI_SA: &str = "baseliner-cli";
 
 /// Creates the operator's ServiceAccount (cluster-admin: the benchmark
 /// measures speed, not RBAC) and a kubeconfig with a token valid for a day,
@@ -49,10 +55,62 @@ pub async fn setup_identity(
         ..Default::default()
     };
     create_or_exists(namespaces.create(&PostParams::default(), &home).await)?;
+    let kubeconfig =
+        service_account_kubeconfig(client, admin_kubeconfig, dir, OPERATOR_SA, "cluster-admin")
+            .await?;
+    for (name, precedence, verbs) in [
+        (
+            WRITES_FLOW_SCHEMA,
+            200,
+            json!(["create", "update", "patch", "delete", "deletecollection"]),
+        ),
+        (READS_FLOW_SCHEMA, 201, json!(["*"])),
+    ] {
+        apply_flow_schema(client, name, precedence, OPERATOR_SA, verbs).await?;
+    }
+    Ok(kubeconfig)
+}
+
+/// The identity `baseliner plan` and `report` run as: a ServiceAccount
+/// bound to the shipped `baseliner-reader` ClusterRole (which this applies),
+/// every request of it counted by [`CLI_FLOW_SCHEMA`]. Returns its
+/// kubeconfig.
+pub async fn setup_cli_identity(
+    client: &Client,
+    admin_kubeconfig: &Path,
+    dir: &Path,
+) -> Result<PathBuf> {
+    let role: serde_json::Value = serde_saphyr::from_str(baseliner_e2e::inspect::READER_ROLE_YAML)
+        .context("parsing config/rbac/reader_role.yaml")?;
+    let role: ClusterRole = serde_json::from_value(role)?;
+    Api::<ClusterRole>::all(client.clone())
+        .patch(
+            "baseliner-reader",
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&role),
+        )
+        .await
+        .context("applying ClusterRole baseliner-reader")?;
+    let kubeconfig =
+        service_account_kubeconfig(client, admin_kubeconfig, dir, CLI_SA, "baseliner-reader")
+            .await?;
+    apply_flow_schema(client, CLI_FLOW_SCHEMA, 199, CLI_SA, json!(["*"])).await?;
+    Ok(kubeconfig)
+}
+
+/// ServiceAccount `name` in the home namespace, bound cluster-wide to
+/// `cluster_role`, and a kubeconfig with a token for it valid for a day.
+async fn service_account_kubeconfig(
+    client: &Client,
+    admin_kubeconfig: &Path,
+    dir: &Path,
+    name: &str,
+    cluster_role: &str,
+) -> Result<PathBuf> {
     let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), HOME_NAMESPACE);
     let sa = ServiceAccount {
         metadata: ObjectMeta {
-            name: Some(OPERATOR_SA.into()),
+            name: Some(name.into()),
             ..Default::default()
         },
         ..Default::default()
@@ -60,17 +118,17 @@ pub async fn setup_identity(
     create_or_exists(sas.create(&PostParams::default(), &sa).await)?;
     let binding = ClusterRoleBinding {
         metadata: ObjectMeta {
-            name: Some("baseliner-bench-operator".into()),
+            name: Some(format!("baseliner-bench-{name}")),
             ..Default::default()
         },
         role_ref: RoleRef {
             api_group: Some("rbac.authorization.k8s.io".into()),
             kind: "ClusterRole".into(),
-            name: "cluster-admin".into(),
+            name: cluster_role.into(),
         },
         subjects: Some(vec![Subject {
             kind: "ServiceAccount".into(),
-            name: OPERATOR_SA.into(),
+            name: name.into(),
             namespace: Some(HOME_NAMESPACE.into()),
             api_group: None,
         }]),
@@ -82,7 +140,7 @@ pub async fn setup_identity(
     )?;
     let token = sas
         .create_token_request(
-            OPERATOR_SA,
+            name,
             &PostParams::default(),
             &TokenRequest {
                 spec: Some(TokenRequestSpec {
@@ -93,54 +151,74 @@ pub async fn setup_identity(
             },
         )
         .await
-        .context("TokenRequest for the operator's ServiceAccount")?
+        .with_context(|| format!("TokenRequest for ServiceAccount {name}"))?
         .status
         .and_then(|s| s.token)
         .ok_or_else(|| anyhow!("TokenRequest returned no token"))?;
-    let kubeconfig = dir.join("operator.kubeconfig");
-    let user = format!("system:serviceaccount:{HOME_NAMESPACE}:{OPERATOR_SA}");
+    let kubeconfig = dir.join(format!("{name}.kubeconfig"));
+    let user = format!("system:serviceaccount:{HOME_NAMESPACE}:{name}");
     write_token_kubeconfig(admin_kubeconfig, &kubeconfig, &user, &token, HOME_NAMESPACE)?;
-
-    for (name, precedence, verbs) in [
-        (
-            WRITES_FLOW_SCHEMA,
-            200,
-            json!(["create", "update", "patch", "delete", "deletecollection"]),
-        ),
-        (READS_FLOW_SCHEMA, 201, json!(["*"])),
-    ] {
-        let schema = json!({
-            "apiVersion": "flowcontrol.apiserver.k8s.io/v1",
-            "kind": "FlowSchema",
-            "metadata": {"name": name},
-            "spec": {
-                "priorityLevelConfiguration": {"name": "workload-low"},
-                "matchingPrecedence": precedence,
-                "distinguisherMethod": {"type": "ByUser"},
-                "rules": [{
-                    "subjects": [{"kind": "ServiceAccount", "serviceAccount": {"name": OPERATOR_SA, "namespace": HOME_NAMESPACE}}],
-                    "resourceRules": [{"verbs": verbs, "apiGroups": ["*"], "resources": ["*"], "clusterScope": true, "namespaces": ["*"]}],
-                    "nonResourceRules": [{"verbs": verbs, "nonResourceURLs": ["*"]}],
-                }],
-            },
-        });
-        let ar = kube::api::ApiResource {
-            group: "flowcontrol.apiserver.k8s.io".into(),
-            version: "v1".into(),
-            api_version: "flowcontrol.apiserver.k8s.io/v1".into(),
-            kind: "FlowSchema".into(),
-            plural: "flowschemas".into(),
-        };
-        Api::<DynamicObject>::all_with(client.clone(), &ar)
-            .patch(
-                name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&schema),
-            )
-            .await
-            .with_context(|| format!("applying FlowSchema {name}"))?;
-    }
     Ok(kubeconfig)
+}
+
+/// A FlowSchema matching `verbs` of ServiceAccount `sa` (in the home
+/// namespace), so `apiserver_flowcontrol_dispatched_requests_total` counts
+/// them.
+async fn apply_flow_schema(
+    client: &Client,
+    name: &str,
+    precedence: u32,
+    sa: &str,
+    verbs: serde_json::Value,
+) -> Result<()> {
+    let schema = json!({
+        "apiVersion": "flowcontrol.apiserver.k8s.io/v1",
+        "kind": "FlowSchema",
+        "metadata": {"name": name},
+        "spec": {
+            "priorityLevelConfiguration": {"name": "workload-low"},
+            "matchingPrecedence": precedence,
+            "distinguisherMethod": {"type": "ByUser"},
+            "rules": [{
+                "subjects": [{"kind": "ServiceAccount", "serviceAccount": {"name": sa, "namespace": HOME_NAMESPACE}}],
+                "resourceRules": [{"verbs": verbs, "apiGroups": ["*"], "resources": ["*"], "clusterScope": true, "namespaces": ["*"]}],
+                "nonResourceRules": [{"verbs": verbs, "nonResourceURLs": ["*"]}],
+            }],
+        },
+    });
+    let ar = kube::api::ApiResource {
+        group: "flowcontrol.apiserver.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "flowcontrol.apiserver.k8s.io/v1".into(),
+        kind: "FlowSchema".into(),
+        plural: "flowschemas".into(),
+    };
+    Api::<DynamicObject>::all_with(client.clone(), &ar)
+        .patch(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&schema),
+        )
+        .await
+        .with_context(|| format!("applying FlowSchema {name}"))?;
+    Ok(())
+}
+
+/// Requests of the CLI's identity dispatched so far.
+pub async fn cli_requests(client: &Client) -> Result<u64> {
+    let request = http::Request::get("/metrics").body(Vec::new())?;
+    let text = client
+        .request_text(request)
+        .await
+        .context("reading the API server's /metrics")?;
+    let needle = format!("flow_schema=\"{CLI_FLOW_SCHEMA}\"");
+    Ok(text
+        .lines()
+        .filter(|l| {
+            l.starts_with("apiserver_flowcontrol_dispatched_requests_total{") && l.contains(&needle)
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64)
 }
 
 fn create_or_exists<T>(result: kube::Result<T>) -> Result<()> {

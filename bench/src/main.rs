@@ -23,7 +23,7 @@ mod report;
 mod tracker;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -267,6 +267,7 @@ async fn run(config: Config) -> Result<()> {
     let drift_delete = bench.drift(&mut operator, Drift::Delete).await?;
     let drift_edit = bench.drift(&mut operator, Drift::Edit).await?;
     let steady_state = bench.steady_state(&mut operator).await?;
+    let inspect = bench.inspect(&plane.kubeconfig, &work_dir).await?;
     let settled = operator.memory()?;
     let memory = report::MemoryFigures {
         peak_rss_bytes: convergence.median_peak_rss_bytes,
@@ -299,6 +300,7 @@ async fn run(config: Config) -> Result<()> {
         steady_state,
         memory,
         restart,
+        inspect: Some(inspect),
     };
     let json = bench.config.output.join("BENCHMARKS.json");
     let md = bench.config.output.join("BENCHMARKS.md");
@@ -901,6 +903,108 @@ impl Bench {
             median_writes: median_u64(&windows.iter().map(|w| w.writes).collect::<Vec<_>>()),
             median_reads: median_u64(&windows.iter().map(|w| w.reads).collect::<Vec<_>>()),
             windows,
+        })
+    }
+
+    /// `baseliner plan` (of a quota raised in every namespace) and
+    /// `baseliner report`, each timed and its requests counted, as the
+    /// reader identity.
+    async fn inspect(&self, admin_kubeconfig: &Path, dir: &Path) -> Result<report::Inspect> {
+        let kubeconfig = cluster::setup_cli_identity(&self.admin, admin_kubeconfig, dir).await?;
+        let binary = PathBuf::from(
+            std::env::var_os("BASELINER_BIN").ok_or_else(|| anyhow!("BASELINER_BIN is not set"))?,
+        );
+        let changed = PROFILE_YAML.replace("pods: \"20\"", "pods: \"25\"");
+        ensure!(
+            changed != PROFILE_YAML,
+            "the planned change changes nothing"
+        );
+        let file = dir.join("changed-profile.yaml");
+        std::fs::write(&file, &changed)?;
+        let mut runs = Vec::new();
+        let mut planned = (0, 0);
+        for r in 0..self.config.runs {
+            let timed = |args: Vec<String>| {
+                let binary = binary.clone();
+                let kubeconfig = kubeconfig.clone();
+                let admin = self.admin.clone();
+                async move {
+                    let before = cluster::cli_requests(&admin).await?;
+                    let started = Instant::now();
+                    let output = tokio::process::Command::new(&binary)
+                        .args(&args)
+                        .env("KUBECONFIG", &kubeconfig)
+                        .output()
+                        .await?;
+                    let seconds = started.elapsed().as_secs_f64();
+                    let requests = cluster::cli_requests(&admin).await? - before;
+                    anyhow::Ok((output, seconds, requests))
+                }
+            };
+            let plan_args = vec![
+                "plan".into(),
+                "-f".into(),
+                file.display().to_string(),
+                "-o".into(),
+                "json".into(),
+            ];
+            let (plan, plan_seconds, plan_requests) = timed(plan_args).await?;
+            ensure!(
+                plan.status.code() == Some(2),
+                "baseliner plan exited {:?}: {}",
+                plan.status.code(),
+                String::from_utf8_lossy(&plan.stderr)
+            );
+            let summary: Value = serde_json::from_slice::<Value>(&plan.stdout)?["summary"].clone();
+            planned = (
+                summary["namespaces"].as_u64().unwrap_or_default(),
+                summary["updates"].as_u64().unwrap_or_default(),
+            );
+            ensure!(
+                planned.0 as usize == self.names.len(),
+                "the plan listed {} namespaces, not {}",
+                planned.0,
+                self.names.len()
+            );
+            let (report, report_seconds, report_requests) =
+                timed(vec!["report".into(), "-o".into(), "json".into()]).await?;
+            ensure!(
+                report.status.success(),
+                "baseliner report failed: {}",
+                String::from_utf8_lossy(&report.stderr)
+            );
+            let run = report::InspectRun {
+                plan_seconds,
+                plan_requests,
+                report_seconds,
+                report_requests,
+            };
+            say(format!(
+                "plan/report {}/{}: plan {:.2} s, {} requests; report {:.2} s, {} requests",
+                r + 1,
+                self.config.runs,
+                run.plan_seconds,
+                run.plan_requests,
+                run.report_seconds,
+                run.report_requests
+            ));
+            runs.push(run);
+        }
+        Ok(report::Inspect {
+            change: "the profile's quota raised (`pods: \"20\"` → `\"25\"`)".to_owned(),
+            planned_namespaces: planned.0,
+            planned_updates: planned.1,
+            median_plan_seconds: median(&runs.iter().map(|r| r.plan_seconds).collect::<Vec<_>>()),
+            median_plan_requests: median_u64(
+                &runs.iter().map(|r| r.plan_requests).collect::<Vec<_>>(),
+            ),
+            median_report_seconds: median(
+                &runs.iter().map(|r| r.report_seconds).collect::<Vec<_>>(),
+            ),
+            median_report_requests: median_u64(
+                &runs.iter().map(|r| r.report_requests).collect::<Vec<_>>(),
+            ),
+            runs,
         })
     }
 

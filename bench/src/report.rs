@@ -24,6 +24,10 @@ pub struct Report {
     pub steady_state: SteadyState,
     pub memory: MemoryFigures,
     pub restart: Restart,
+    /// `baseliner plan` and `report` over every namespace (absent in
+    /// entries measured before they existed).
+    #[serde(default)]
+    pub inspect: Option<Inspect>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -195,6 +199,30 @@ pub struct Restart {
     pub median_writes: u64,
 }
 
+/// One run of `baseliner plan` and `baseliner report` against the
+/// converged cluster.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct InspectRun {
+    pub plan_seconds: f64,
+    pub plan_requests: u64,
+    pub report_seconds: f64,
+    pub report_requests: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Inspect {
+    /// The change planned (a quota raised: every namespace updates).
+    pub change: String,
+    /// Namespaces the plan listed, and objects it would update.
+    pub planned_namespaces: u64,
+    pub planned_updates: u64,
+    pub runs: Vec<InspectRun>,
+    pub median_plan_seconds: f64,
+    pub median_plan_requests: u64,
+    pub median_report_seconds: f64,
+    pub median_report_requests: u64,
+}
+
 /// Median of the values (the mean of the middle two for an even count).
 pub fn median(values: &[f64]) -> f64 {
     if values.is_empty() {
@@ -324,7 +352,7 @@ pub fn markdown(all: &Results) -> String {
     }
     out.push('\n');
     type Row = (&'static str, &'static str, fn(&Report) -> String);
-    let rows: [Row; 13] = [
+    let rows: [Row; 15] = [
         ("convergence (operator)", "≤ 1.2 × floor", |r| {
             format!(
                 "{} = {:.2} × floor ({})",
@@ -411,6 +439,28 @@ pub fn markdown(all: &Results) -> String {
                 r.restart.median_writes,
                 verdict(r.restart.median_writes == 0)
             )
+        }),
+        (
+            "`baseliner plan` of a change to every namespace: time / requests",
+            "seconds",
+            |r| {
+                r.inspect.as_ref().map_or("—".to_owned(), |i| {
+                    format!(
+                        "{} / {}",
+                        secs(i.median_plan_seconds),
+                        i.median_plan_requests
+                    )
+                })
+            },
+        ),
+        ("`baseliner report`: time / requests", "seconds", |r| {
+            r.inspect.as_ref().map_or("—".to_owned(), |i| {
+                format!(
+                    "{} / {}",
+                    secs(i.median_report_seconds),
+                    i.median_report_requests
+                )
+            })
         }),
         ("runs per figure", "—", |r| {
             format!(
@@ -674,5 +724,39 @@ fn section(out: &mut String, r: &Report) {
         secs(rs.median_ready_seconds),
         secs(rs.median_caught_up_seconds),
         rs.median_writes
+    );
+    inspect_section(out, r);
+}
+
+fn inspect_section(out: &mut String, r: &Report) {
+    let Some(inspect) = &r.inspect else { return };
+    let _ = writeln!(
+        out,
+        "### 7. `baseliner plan` and `baseliner report`\n\n\
+         With {} namespaces converged and the operator idle, the release binary runs as a \
+         ServiceAccount holding only `config/rbac/reader_role.yaml`; the API server counts \
+         its requests (a FlowSchema of its own). The plan is of {}: it listed {} namespaces \
+         and {} updates. `report -o json` covers every namespace and control.\n\n\
+         | run | plan | plan requests | report | report requests |\n| --- | --- | --- | --- | --- |",
+        r.namespaces, inspect.change, inspect.planned_namespaces, inspect.planned_updates
+    );
+    for (i, x) in inspect.runs.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            i + 1,
+            secs(x.plan_seconds),
+            x.plan_requests,
+            secs(x.report_seconds),
+            x.report_requests
+        );
+    }
+    let _ = writeln!(
+        out,
+        "| **median** | **{}** | **{}** | **{}** | **{}** |\n",
+        secs(inspect.median_plan_seconds),
+        inspect.median_plan_requests,
+        secs(inspect.median_report_seconds),
+        inspect.median_report_requests
     );
 }

@@ -11,7 +11,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use kube::ResourceExt;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -122,26 +121,6 @@ impl VerifiedRecord for NothingVerified {
     fn is_namespace_patched(&self, _: &str, _: &str, _: u64) -> bool {
         false
     }
-}
-
-/// The outcome of every namespace in the snapshot under `profiles`.
-pub fn cluster_outcomes(
-    snapshot: &Snapshot,
-    profiles: &[ProductionProfile],
-    settings: &Settings,
-) -> Vec<NamespaceOutcome> {
-    let profiles: Vec<Arc<ProductionProfile>> = profiles.iter().cloned().map(Arc::new).collect();
-    let mut serving = snapshot.serving_by_namespace();
-    snapshot
-        .namespaces
-        .values()
-        .map(|namespace| {
-            let live = serving
-                .remove(namespace.name_any().as_str())
-                .unwrap_or_default();
-            namespace_outcome(snapshot, &profiles, settings, namespace, &live)
-        })
-        .collect()
 }
 
 /// The outcome of one namespace, given the listed objects serving it.

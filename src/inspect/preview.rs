@@ -15,7 +15,9 @@ use kube::ResourceExt;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::outcome::{FieldChange, NamespaceOutcome, ObjectOutcome, Settings, cluster_outcomes};
+use std::sync::Arc;
+
+use super::outcome::{FieldChange, NamespaceOutcome, ObjectOutcome, Settings, namespace_outcome};
 use super::snapshot::Snapshot;
 use crate::api::{Mode, ProductionProfile};
 use crate::controller::plan::{LabelStep, Step};
@@ -265,8 +267,10 @@ pub fn preview(
     profiles: Vec<ProfilePreview>,
     settings: &Settings,
 ) -> Preview {
-    let before = cluster_outcomes(snapshot, &snapshot.profiles, settings);
-    let after_outcomes = cluster_outcomes(snapshot, after, settings);
+    let before_profiles: Vec<Arc<ProductionProfile>> =
+        snapshot.profiles.iter().cloned().map(Arc::new).collect();
+    let after_profiles: Vec<Arc<ProductionProfile>> = after.iter().cloned().map(Arc::new).collect();
+    let mut serving = snapshot.serving_by_namespace();
     let owner = |profiles: &[ProductionProfile], outcome: &NamespaceOutcome| {
         let name = &outcome.plan.owner.as_ref()?.profile;
         let profile = profiles.iter().find(|p| &p.name_any() == name)?;
@@ -279,7 +283,13 @@ pub fn preview(
     let mut namespaces = Vec::new();
     let mut grants_held_because = None;
     let mut unrelated_pending = 0;
-    for (before, after_outcome) in before.iter().zip(&after_outcomes) {
+    let mut grants = Summary::default();
+    // One namespace at a time: its two outcomes hold every object's body.
+    for (name, namespace) in &snapshot.namespaces {
+        let live = serving.remove(name.as_str()).unwrap_or_default();
+        let before = &namespace_outcome(snapshot, &before_profiles, settings, namespace, &live);
+        let after_outcome =
+            &namespace_outcome(snapshot, &after_profiles, settings, namespace, &live);
         let previewed = namespace_preview(before, after_outcome);
         let owner_before = owner(&snapshot.profiles, before);
         let owner_after = owner(after, after_outcome);
@@ -295,6 +305,11 @@ pub fn preview(
         }
         if previewed.objects.iter().any(|o| o.action == Action::Held) {
             grants_held_because = after_outcome.plan.held_because.clone();
+        }
+        for object in &after_outcome.objects {
+            if object.key.kind == ManagedKind::RoleBinding {
+                role_binding_grants(object, &mut grants);
+            }
         }
         namespaces.push(NamespacePreview {
             namespace: after_outcome.plan.namespace.clone(),
@@ -317,8 +332,12 @@ pub fn preview(
             ..previewed
         });
     }
-    let mut summary = summarize(&namespaces, &after_outcomes);
+    let mut summary = summarize(&namespaces);
     summary.unrelated_pending = unrelated_pending;
+    summary.granted = grants.granted;
+    summary.revoked = grants.revoked;
+    summary.granted.sort();
+    summary.revoked.sort();
     Preview {
         profiles,
         namespaces,
@@ -389,12 +408,11 @@ fn same_label_step(before: &LabelStep, after: &LabelStep) -> bool {
     }
 }
 
-fn summarize(namespaces: &[NamespacePreview], outcomes: &[NamespaceOutcome]) -> Summary {
+fn summarize(namespaces: &[NamespacePreview]) -> Summary {
     let mut summary = Summary {
         namespaces: namespaces.len(),
         ..Summary::default()
     };
-    let listed: BTreeSet<&str> = namespaces.iter().map(|n| n.namespace.as_str()).collect();
     for namespace in namespaces {
         if namespace.labels.writes {
             summary.namespace_writes += 1;
@@ -411,18 +429,6 @@ fn summarize(namespaces: &[NamespacePreview], outcomes: &[NamespaceOutcome]) -> 
             }
         }
     }
-    for outcome in outcomes {
-        if !listed.contains(outcome.plan.namespace.as_str()) {
-            continue;
-        }
-        for object in &outcome.objects {
-            if object.key.kind == ManagedKind::RoleBinding {
-                role_binding_grants(object, &mut summary);
-            }
-        }
-    }
-    summary.granted.sort();
-    summary.revoked.sort();
     summary
 }
 
@@ -484,4 +490,133 @@ fn subjects(binding: &Value) -> Vec<String> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::author_rights::AuthorRights;
+    use crate::controller::namespace::CachedNamespace;
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::PartialObjectMeta;
+    use serde_json::json;
+
+    fn profile(name: &str, generation: i64, spec: &str) -> ProductionProfile {
+        let mut profile: ProductionProfile = serde_saphyr::from_str(&format!(
+            "apiVersion: baseliner.dev/v1alpha1\nkind: ProductionProfile\nmetadata: {{name: {name}}}\nspec:\n  namespaces: {{selector: {{matchLabels: {{tier: a}}}}}}\n{spec}"
+        ))
+        .expect("a profile");
+        profile.metadata.generation = Some(generation);
+        profile
+    }
+
+    const QUOTA: &str = "  resourceQuota: {hard: {pods: \"10\"}}\n";
+    const LIMITS: &str = "  limitRange: {default: {cpu: 500m}}\n";
+
+    #[test]
+    fn files_replace_create_and_with_prune_delete_profiles() {
+        let live = [
+            profile("a", 3, QUOTA),
+            profile("b", 1, QUOTA),
+            profile("c", 2, QUOTA),
+        ];
+        let files = [
+            profile("a", 0, LIMITS),
+            profile("c", 0, QUOTA),
+            profile("d", 0, QUOTA),
+        ];
+        let (after, changes) = apply_profiles(&live, &files, false);
+        let change = |changes: &[ProfilePreview], name: &str| {
+            changes.iter().find(|p| p.name == name).map(|p| p.change)
+        };
+        assert_eq!(change(&changes, "a"), Some(ProfileChange::Changed));
+        assert_eq!(change(&changes, "b"), None, "not in the files, not pruned");
+        assert_eq!(change(&changes, "c"), Some(ProfileChange::Unchanged));
+        assert_eq!(change(&changes, "d"), Some(ProfileChange::Created));
+        let a = after.iter().find(|p| p.name_any() == "a").expect("a");
+        assert_eq!(
+            a.metadata.generation,
+            Some(4),
+            "a changed spec is a new generation"
+        );
+        assert!(a.spec.limit_range.is_some() && a.spec.resource_quota.is_none());
+        assert_eq!(after.len(), 4);
+
+        let (after, changes) = apply_profiles(&live, &files, true);
+        assert_eq!(change(&changes, "b"), Some(ProfileChange::Deleted));
+        assert!(after.iter().all(|p| p.name_any() != "b"));
+    }
+
+    fn snapshot(profiles: Vec<ProductionProfile>) -> Snapshot {
+        let namespace: PartialObjectMeta<Namespace> = serde_json::from_value(json!({
+            "apiVersion": "meta.k8s.io/v1",
+            "kind": "PartialObjectMetadata",
+            "metadata": {"name": "shop", "resourceVersion": "7", "labels": {"tier": "a"}},
+        }))
+        .expect("a namespace");
+        Snapshot {
+            namespaces: [("shop".to_owned(), CachedNamespace::from(namespace))].into(),
+            profiles,
+            author_rights: AuthorRights::Enforced,
+            schedules_served: true,
+            ..Snapshot::default()
+        }
+    }
+
+    #[test]
+    fn a_new_profile_creates_and_an_audit_one_only_reports() {
+        let snapshot = snapshot(Vec::new());
+        let settings = Settings::default();
+        let files = [profile(
+            "p",
+            0,
+            &format!("{QUOTA}  podSecurity: {{enforce: restricted}}\n"),
+        )];
+        let (after, profiles) = apply_profiles(&snapshot.profiles, &files, false);
+        let preview = super::preview(&snapshot, &after, profiles, &settings);
+        assert!(preview.has_changes());
+        assert_eq!(preview.namespaces.len(), 1);
+        let shop = &preview.namespaces[0];
+        assert_eq!(shop.owner_before, None);
+        assert_eq!(
+            shop.owner_after.as_ref().map(|o| o.profile.as_str()),
+            Some("p")
+        );
+        assert_eq!(shop.objects.len(), 1);
+        assert_eq!(shop.objects[0].action, Action::Create);
+        assert_eq!(shop.objects[0].name, "baseliner-quota");
+        assert!(shop.labels.writes);
+        assert_eq!(
+            shop.labels
+                .set
+                .get("pod-security.kubernetes.io/enforce")
+                .map(String::as_str),
+            Some("restricted")
+        );
+        assert_eq!(
+            (preview.summary.creates, preview.summary.namespace_writes),
+            (1, 1)
+        );
+
+        let audit = [profile("p", 0, &format!("{QUOTA}  mode: Audit\n"))];
+        let (after, profiles) = apply_profiles(&snapshot.profiles, &audit, false);
+        let preview = super::preview(&snapshot, &after, profiles, &settings);
+        let shop = &preview.namespaces[0];
+        assert_eq!(shop.objects[0].action, Action::Report);
+        assert!(!shop.objects[0].action.writes());
+        assert_eq!((preview.summary.creates, preview.summary.reported), (0, 1));
+    }
+
+    #[test]
+    fn an_unchanged_profile_plans_nothing() {
+        let live = profile("p", 2, QUOTA);
+        let snapshot = snapshot(vec![live.clone()]);
+        let (after, profiles) = apply_profiles(&snapshot.profiles, &[live], false);
+        let preview = super::preview(&snapshot, &after, profiles, &Settings::default());
+        // The quota is missing, but it was before too: pending drift, not
+        // this change's doing.
+        assert!(preview.namespaces.is_empty(), "{:?}", preview.namespaces);
+        assert_eq!(preview.summary.unrelated_pending, 1);
+        assert!(!preview.has_changes());
+    }
 }
