@@ -56,6 +56,9 @@ run: local control plane ready, samples applied. In another shell:
   kubectl get schedules.velero.io -n velero
   kubectl delete netpol baseliner-default-deny -n shop   # watch it come back
   kubectl get events -A --field-selector reason=Created
+  $BASELINER report                          # per namespace and control, with evidence (-o html)
+  $BASELINER why shop                        # who owns it, why, what is in place
+  $BASELINER plan -f config/samples/         # what applying the samples would change (nothing)
 Stop with Ctrl-C; \`make cluster-down\` removes the local control plane.
 
 EOT

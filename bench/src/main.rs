@@ -928,17 +928,15 @@ impl Bench {
                 let binary = binary.clone();
                 let kubeconfig = kubeconfig.clone();
                 let admin = self.admin.clone();
+                let out = dir.join("cli-output.json");
                 async move {
                     let before = cluster::cli_requests(&admin).await?;
-                    let started = Instant::now();
-                    let output = tokio::process::Command::new(&binary)
-                        .args(&args)
-                        .env("KUBECONFIG", &kubeconfig)
-                        .output()
-                        .await?;
-                    let seconds = started.elapsed().as_secs_f64();
+                    let run = tokio::task::spawn_blocking(move || {
+                        run_measured(&binary, &args, &kubeconfig, &out)
+                    })
+                    .await??;
                     let requests = cluster::cli_requests(&admin).await? - before;
-                    anyhow::Ok((output, seconds, requests))
+                    anyhow::Ok((run, requests))
                 }
             };
             let plan_args = vec![
@@ -948,12 +946,12 @@ impl Bench {
                 "-o".into(),
                 "json".into(),
             ];
-            let (plan, plan_seconds, plan_requests) = timed(plan_args).await?;
+            let (plan, plan_requests) = timed(plan_args).await?;
             ensure!(
-                plan.status.code() == Some(2),
+                plan.exit == Some(2),
                 "baseliner plan exited {:?}: {}",
-                plan.status.code(),
-                String::from_utf8_lossy(&plan.stderr)
+                plan.exit,
+                plan.stderr
             );
             let summary: Value = serde_json::from_slice::<Value>(&plan.stdout)?["summary"].clone();
             planned = (
@@ -966,27 +964,31 @@ impl Bench {
                 planned.0,
                 self.names.len()
             );
-            let (report, report_seconds, report_requests) =
+            let (report, report_requests) =
                 timed(vec!["report".into(), "-o".into(), "json".into()]).await?;
             ensure!(
-                report.status.success(),
+                report.exit == Some(0),
                 "baseliner report failed: {}",
-                String::from_utf8_lossy(&report.stderr)
+                report.stderr
             );
             let run = report::InspectRun {
-                plan_seconds,
+                plan_seconds: plan.seconds,
                 plan_requests,
-                report_seconds,
+                plan_peak_rss_bytes: plan.peak_rss_bytes,
+                report_seconds: report.seconds,
                 report_requests,
+                report_peak_rss_bytes: report.peak_rss_bytes,
             };
             say(format!(
-                "plan/report {}/{}: plan {:.2} s, {} requests; report {:.2} s, {} requests",
+                "plan/report {}/{}: plan {:.2} s, {} requests, peak RSS {} MiB; report {:.2} s, {} requests, peak RSS {} MiB",
                 r + 1,
                 self.config.runs,
                 run.plan_seconds,
                 run.plan_requests,
+                run.plan_peak_rss_bytes >> 20,
                 run.report_seconds,
-                run.report_requests
+                run.report_requests,
+                run.report_peak_rss_bytes >> 20
             ));
             runs.push(run);
         }
@@ -1003,6 +1005,18 @@ impl Bench {
             ),
             median_report_requests: median_u64(
                 &runs.iter().map(|r| r.report_requests).collect::<Vec<_>>(),
+            ),
+            median_plan_peak_rss_bytes: median_u64(
+                &runs
+                    .iter()
+                    .map(|r| r.plan_peak_rss_bytes)
+                    .collect::<Vec<_>>(),
+            ),
+            median_report_peak_rss_bytes: median_u64(
+                &runs
+                    .iter()
+                    .map(|r| r.report_peak_rss_bytes)
+                    .collect::<Vec<_>>(),
             ),
             runs,
         })
@@ -1083,6 +1097,54 @@ impl Bench {
 }
 
 /// The Namespace patch the operator sends for Pod Security labels.
+/// One run of the CLI: how long, its peak RSS, its exit code and output.
+struct MeasuredRun {
+    seconds: f64,
+    peak_rss_bytes: u64,
+    exit: Option<i32>,
+    stdout: Vec<u8>,
+    stderr: String,
+}
+
+/// Runs `binary ARGS` as `kubeconfig`'s identity, stdout into `out`. The
+/// peak RSS is the process's VmHWM (a high-water mark), read every 5 ms
+/// until it exits, so only growth in its last 5 ms could be missed.
+/// (`wait4`'s `ru_maxrss` cannot be used: a child spawned with vfork
+/// inherits the parent's high-water mark at exec.)
+fn run_measured(
+    binary: &Path,
+    args: &[String],
+    kubeconfig: &Path,
+    out: &Path,
+) -> Result<MeasuredRun> {
+    let err = out.with_extension("stderr");
+    let started = Instant::now();
+    let mut child = Command::new(binary)
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .stdout(std::fs::File::create(out)?)
+        .stderr(std::fs::File::create(&err)?)
+        .spawn()
+        .with_context(|| format!("running {}", binary.display()))?;
+    let mut peak_rss_bytes = 0;
+    let status = loop {
+        if let Ok(memory) = cluster::memory(child.id()) {
+            peak_rss_bytes = peak_rss_bytes.max(memory.peak);
+        }
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Ok(MeasuredRun {
+        seconds: started.elapsed().as_secs_f64(),
+        peak_rss_bytes,
+        exit: status.code(),
+        stdout: std::fs::read(out)?,
+        stderr: std::fs::read_to_string(&err)?,
+    })
+}
+
 fn namespace_labels_body(
     profile: &ProductionProfile,
     name: &str,

@@ -205,8 +205,10 @@ pub struct Restart {
 pub struct InspectRun {
     pub plan_seconds: f64,
     pub plan_requests: u64,
+    pub plan_peak_rss_bytes: u64,
     pub report_seconds: f64,
     pub report_requests: u64,
+    pub report_peak_rss_bytes: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -221,6 +223,8 @@ pub struct Inspect {
     pub median_plan_requests: u64,
     pub median_report_seconds: f64,
     pub median_report_requests: u64,
+    pub median_plan_peak_rss_bytes: u64,
+    pub median_report_peak_rss_bytes: u64,
 }
 
 /// Median of the values (the mean of the middle two for an even count).
@@ -737,26 +741,30 @@ fn inspect_section(out: &mut String, r: &Report) {
          ServiceAccount holding only `config/rbac/reader_role.yaml`; the API server counts \
          its requests (a FlowSchema of its own). The plan is of {}: it listed {} namespaces \
          and {} updates. `report -o json` covers every namespace and control.\n\n\
-         | run | plan | plan requests | report | report requests |\n| --- | --- | --- | --- | --- |",
+         | run | plan | plan requests | plan peak RSS | report | report requests | report peak RSS |\n| --- | --- | --- | --- | --- | --- | --- |",
         r.namespaces, inspect.change, inspect.planned_namespaces, inspect.planned_updates
     );
     for (i, x) in inspect.runs.iter().enumerate() {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
             i + 1,
             secs(x.plan_seconds),
             x.plan_requests,
+            mib(x.plan_peak_rss_bytes),
             secs(x.report_seconds),
-            x.report_requests
+            x.report_requests,
+            mib(x.report_peak_rss_bytes)
         );
     }
     let _ = writeln!(
         out,
-        "| **median** | **{}** | **{}** | **{}** | **{}** |\n",
+        "| **median** | **{}** | **{}** | **{}** | **{}** | **{}** | **{}** |\n",
         secs(inspect.median_plan_seconds),
         inspect.median_plan_requests,
+        mib(inspect.median_plan_peak_rss_bytes),
         secs(inspect.median_report_seconds),
-        inspect.median_report_requests
+        inspect.median_report_requests,
+        mib(inspect.median_report_peak_rss_bytes)
     );
 }

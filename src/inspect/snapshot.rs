@@ -98,6 +98,9 @@ impl Error {
         let what = what.into();
         move |source| {
             let hint = match &source {
+                kube::Error::Api(status) if status.code == 404 && what == "productionprofiles" => {
+                    " (is the ProductionProfile CRD installed? `make install` or `kubectl apply -f crds/`)"
+                }
                 kube::Error::Api(status) if status.code == 403 => {
                     " (reading the cluster needs get and list on namespaces, productionprofiles, the managed kinds, validatingadmissionpolicies and their bindings, and events: the ClusterRole baseliner-reader in config/rbac grants exactly that)"
                 }
