@@ -152,7 +152,8 @@ pub fn namespace_outcome(
         .iter()
         .map(|object| {
             let listed = snapshot.objects.get(&object.key);
-            let body = listed.map(|l| &l.body);
+            let body = listed.map(|l| l.body());
+            let body = body.as_ref();
             let step = match (&object.step, &object.desired, strategy) {
                 (Step::NeedsRead, Some(desired), Some(strategy)) => {
                     decide_after_read(&object.key, desired, body, strategy)
