@@ -13,6 +13,7 @@
 //! | `BENCH_RESYNC_SECONDS` | 20 | the operator's `--resync-seconds` |
 //! | `BENCH_FLOOR_CONCURRENCY` | 8,16,32,64,128 | concurrencies the floor tries |
 //! | `BENCH_OUTPUT` | the repository root | where the two files go |
+//! | `BENCH_REGENERATE` | unset | if set, only write `BENCHMARKS.md` anew from `BENCHMARKS.json` |
 //!
 //! The plane is the one `BASELINER_E2E_KUBECONFIG` names (the e2e harness's
 //! rules); the operator is `BASELINER_BIN`, else a release build made here.
@@ -149,6 +150,13 @@ impl Config {
 
 fn main() -> Result<()> {
     let config = Config::from_env()?;
+    if std::env::var_os("BENCH_REGENERATE").is_some() {
+        let (json, md) = (
+            config.output.join("BENCHMARKS.json"),
+            config.output.join("BENCHMARKS.md"),
+        );
+        return report::regenerate(&json, &md);
+    }
     prepare_operator_binary()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

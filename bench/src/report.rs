@@ -285,6 +285,17 @@ pub struct Results {
 
 const ABOUT: &str = "Written by `make bench` (bench/). One entry per namespace count; each entry is one run, its floor measured in the same run.";
 
+/// Writes `md` anew from the JSON beside it (`BENCH_REGENERATE=1`: after
+/// a change to this file's formatting, without measuring again).
+pub fn regenerate(json: &Path, md: &Path) -> Result<()> {
+    let text =
+        std::fs::read_to_string(json).with_context(|| format!("reading {}", json.display()))?;
+    let all: Results =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", json.display()))?;
+    std::fs::write(md, markdown(&all)).with_context(|| format!("writing {}", md.display()))?;
+    Ok(())
+}
+
 /// Adds `report` to the JSON beside `md` (replacing an entry for the same
 /// namespace count) and regenerates the Markdown from every entry.
 pub fn write(json: &Path, md: &Path, report: Report) -> Result<()> {
@@ -445,27 +456,33 @@ pub fn markdown(all: &Results) -> String {
             )
         }),
         (
-            "`baseliner plan` of a change to every namespace: time / requests",
+            "`baseliner plan` of a change to every namespace: time / requests / peak RSS",
             "seconds",
             |r| {
                 r.inspect.as_ref().map_or("—".to_owned(), |i| {
                     format!(
-                        "{} / {}",
+                        "{} / {} / {}",
                         secs(i.median_plan_seconds),
-                        i.median_plan_requests
+                        i.median_plan_requests,
+                        mib(i.median_plan_peak_rss_bytes)
                     )
                 })
             },
         ),
-        ("`baseliner report`: time / requests", "seconds", |r| {
-            r.inspect.as_ref().map_or("—".to_owned(), |i| {
-                format!(
-                    "{} / {}",
-                    secs(i.median_report_seconds),
-                    i.median_report_requests
-                )
-            })
-        }),
+        (
+            "`baseliner report`: time / requests / peak RSS",
+            "seconds",
+            |r| {
+                r.inspect.as_ref().map_or("—".to_owned(), |i| {
+                    format!(
+                        "{} / {} / {}",
+                        secs(i.median_report_seconds),
+                        i.median_report_requests,
+                        mib(i.median_report_peak_rss_bytes)
+                    )
+                })
+            },
+        ),
         ("runs per figure", "—", |r| {
             format!(
                 "{} (latencies: {} samples each)",
