@@ -206,19 +206,29 @@ async fn apply_flow_schema(
 
 /// Requests of the CLI's identity dispatched so far.
 pub async fn cli_requests(client: &Client) -> Result<u64> {
+    let text = apiserver_metrics(client).await?;
+    Ok(flow_schema_sum(&text, DISPATCHED, CLI_FLOW_SCHEMA))
+}
+
+const DISPATCHED: &str = "apiserver_flowcontrol_dispatched_requests_total{";
+const REJECTED: &str = "apiserver_flowcontrol_rejected_requests_total{";
+
+/// The API server's /metrics.
+async fn apiserver_metrics(client: &Client) -> Result<String> {
     let request = http::Request::get("/metrics").body(Vec::new())?;
-    let text = client
+    client
         .request_text(request)
         .await
-        .context("reading the API server's /metrics")?;
-    let needle = format!("flow_schema=\"{CLI_FLOW_SCHEMA}\"");
-    Ok(text
-        .lines()
-        .filter(|l| {
-            l.starts_with("apiserver_flowcontrol_dispatched_requests_total{") && l.contains(&needle)
-        })
+        .context("reading the API server's /metrics")
+}
+
+/// The sum of one counter's series for FlowSchema `schema`.
+fn flow_schema_sum(text: &str, metric: &str, schema: &str) -> u64 {
+    let needle = format!("flow_schema=\"{schema}\"");
+    text.lines()
+        .filter(|l| l.starts_with(metric) && l.contains(&needle))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64)
+        .sum::<f64>() as u64
 }
 
 fn create_or_exists<T>(result: kube::Result<T>) -> Result<()> {
@@ -250,24 +260,12 @@ impl std::ops::Sub for Requests {
 }
 
 pub async fn operator_requests(client: &Client) -> Result<Requests> {
-    let request = http::Request::get("/metrics").body(Vec::new())?;
-    let text = client
-        .request_text(request)
-        .await
-        .context("reading the API server's /metrics")?;
-    let sum = |metric: &str, schema: &str| -> u64 {
-        let needle = format!("flow_schema=\"{schema}\"");
-        text.lines()
-            .filter(|l| l.starts_with(metric) && l.contains(&needle))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>() as u64
-    };
-    let dispatched = "apiserver_flowcontrol_dispatched_requests_total{";
-    let rejected = "apiserver_flowcontrol_rejected_requests_total{";
+    let text = apiserver_metrics(client).await?;
+    let sum = |metric: &str, schema: &str| flow_schema_sum(&text, metric, schema);
     Ok(Requests {
-        writes: sum(dispatched, WRITES_FLOW_SCHEMA),
-        reads: sum(dispatched, READS_FLOW_SCHEMA),
-        rejected: sum(rejected, WRITES_FLOW_SCHEMA) + sum(rejected, READS_FLOW_SCHEMA),
+        writes: sum(DISPATCHED, WRITES_FLOW_SCHEMA),
+        reads: sum(DISPATCHED, READS_FLOW_SCHEMA),
+        rejected: sum(REJECTED, WRITES_FLOW_SCHEMA) + sum(REJECTED, READS_FLOW_SCHEMA),
     })
 }
 

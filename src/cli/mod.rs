@@ -138,6 +138,17 @@ pub struct RenderArgs {
     #[arg(long = "label", short = 'l', value_name = "KEY=VALUE", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
 
+    #[command(flatten)]
+    pub roles: AllowedRoles,
+
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Yaml)]
+    pub output: OutputFormat,
+}
+
+/// The operator's allow list, for commands that render as it does.
+#[derive(Debug, clap::Args)]
+pub struct AllowedRoles {
     /// ClusterRoles the operator may bind (its --allowed-cluster-roles).
     #[arg(
         long,
@@ -146,10 +157,14 @@ pub struct RenderArgs {
         default_values_t = DEFAULT_ALLOWED_CLUSTER_ROLES.map(str::to_owned)
     )]
     pub allowed_cluster_roles: Vec<String>,
+}
 
-    /// Output format.
-    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Yaml)]
-    pub output: OutputFormat,
+impl AllowedRoles {
+    fn render_options(&self) -> RenderOptions {
+        RenderOptions {
+            allowed_cluster_roles: self.allowed_cluster_roles.iter().cloned().collect(),
+        }
+    }
 }
 
 /// Where the cluster is, and the operator's settings that shape its plan
@@ -160,14 +175,8 @@ pub struct ClusterArgs {
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
 
-    /// The operator's --allowed-cluster-roles.
-    #[arg(
-        long,
-        value_name = "ROLE,...",
-        value_delimiter = ',',
-        default_values_t = DEFAULT_ALLOWED_CLUSTER_ROLES.map(str::to_owned)
-    )]
-    pub allowed_cluster_roles: Vec<String>,
+    #[command(flatten)]
+    pub roles: AllowedRoles,
 
     /// The operator's namespace (never selected by label).
     #[arg(long, value_name = "NAME", default_value = "baseliner-system")]
@@ -182,9 +191,7 @@ impl ClusterArgs {
     /// The operator's settings as given.
     pub fn settings(&self) -> Settings {
         Settings {
-            render: RenderOptions {
-                allowed_cluster_roles: self.allowed_cluster_roles.iter().cloned().collect(),
-            },
+            render: self.roles.render_options(),
             selection: SelectionContext {
                 operator_namespace: Some(self.operator_namespace.clone()),
             },
@@ -274,6 +281,9 @@ pub enum Error {
     /// The cluster could not be read (`plan`, `why`, `report`).
     #[error(transparent)]
     Snapshot(#[from] snapshot::Error),
+    /// Output cannot be formatted (JSON, CSV, HTML).
+    #[error("cannot format the output: {0}")]
+    Format(String),
     /// The CRD or an object cannot be written as YAML.
     #[error("cannot write YAML: {0}")]
     Yaml(String),
@@ -454,9 +464,7 @@ fn render(args: &RenderArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
         return Ok(Outcome::NotSelected);
     }
 
-    let options = RenderOptions {
-        allowed_cluster_roles: args.allowed_cluster_roles.iter().cloned().collect(),
-    };
+    let options = args.roles.render_options();
     let rendered = render_namespace(profile, &namespace, &options);
     let mut objects = Vec::new();
     if !rendered.namespace_labels.is_empty() {
@@ -492,10 +500,10 @@ fn write_objects(
 ) -> Result<(), Error> {
     match format {
         OutputFormat::Json => {
-            let list = json!({"apiVersion": "v1", "kind": "List", "items": objects});
-            let text =
-                serde_json::to_string_pretty(&list).map_err(|e| Error::Yaml(e.to_string()))?;
-            writeln!(out, "{text}")?;
+            write_json(
+                out,
+                &json!({"apiVersion": "v1", "kind": "List", "items": objects}),
+            )?;
         }
         OutputFormat::Yaml => {
             for (index, object) in objects.iter().enumerate() {
@@ -508,6 +516,13 @@ fn write_objects(
             }
         }
     }
+    Ok(())
+}
+
+/// `value` as indented JSON and a newline.
+fn write_json(out: &mut dyn Write, value: &impl serde::Serialize) -> Result<(), Error> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Format(e.to_string()))?;
+    writeln!(out, "{text}")?;
     Ok(())
 }
 

@@ -75,11 +75,7 @@ pub(super) fn plan(
     let (after, profiles) = apply_profiles(&snapshot.profiles, &files, args.prune);
     let preview = preview(&snapshot, &after, profiles, &settings);
     match args.output {
-        PlanFormat::Json => {
-            let text =
-                serde_json::to_string_pretty(&preview).map_err(|e| Error::Yaml(e.to_string()))?;
-            writeln!(out, "{text}")?;
-        }
+        PlanFormat::Json => super::write_json(out, &preview)?,
         PlanFormat::Markdown => out.write_all(markdown(&preview).as_bytes())?,
         PlanFormat::Text => out.write_all(super::colour(&text(&preview)).as_bytes())?,
     }

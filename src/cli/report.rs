@@ -48,17 +48,13 @@ pub(super) fn report(args: &ReportArgs, out: &mut dyn Write) -> Result<Outcome, 
     })?;
     let report = build_report(&snapshot, &args.cluster.settings());
     match args.output {
-        ReportFormat::Json => {
-            let text =
-                serde_json::to_string_pretty(&report).map_err(|e| Error::Yaml(e.to_string()))?;
-            writeln!(out, "{text}")?;
-        }
+        ReportFormat::Json => super::write_json(out, &report)?,
         ReportFormat::Table => out.write_all(super::colour(&table(&report)).as_bytes())?,
         ReportFormat::Csv => out.write_all(&csv(&report)?)?,
         ReportFormat::Html => {
             let page = HtmlReport::new(&report)
                 .render()
-                .map_err(|e| Error::Yaml(e.to_string()))?;
+                .map_err(|e| Error::Format(e.to_string()))?;
             out.write_all(page.as_bytes())?;
         }
     }
@@ -203,7 +199,7 @@ fn object_name(namespace: &str, name: &str) -> String {
 /// control with none has one row without an object).
 pub fn csv(report: &ComplianceReport) -> Result<Vec<u8>, Error> {
     let mut writer = csv::Writer::from_writer(Vec::new());
-    let csv_error = |e: csv::Error| Error::Yaml(e.to_string());
+    let csv_error = |e: csv::Error| Error::Format(e.to_string());
     writer
         .write_record([
             "profile",
@@ -248,7 +244,9 @@ pub fn csv(report: &ComplianceReport) -> Result<Vec<u8>, Error> {
             }
         }
     }
-    writer.into_inner().map_err(|e| Error::Yaml(e.to_string()))
+    writer
+        .into_inner()
+        .map_err(|e| Error::Format(e.to_string()))
 }
 
 /// The HTML page (`templates/report.html`).

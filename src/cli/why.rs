@@ -107,11 +107,7 @@ pub(super) fn why(args: &WhyArgs, out: &mut dyn Write) -> Result<Outcome, Error>
         &args.cluster.settings(),
     );
     match args.output {
-        WhyFormat::Json => {
-            let text =
-                serde_json::to_string_pretty(&why).map_err(|e| Error::Yaml(e.to_string()))?;
-            writeln!(out, "{text}")?;
-        }
+        WhyFormat::Json => super::write_json(out, &why)?,
         WhyFormat::Text => out.write_all(super::colour(&text(&why)).as_bytes())?,
     }
     Ok(Outcome::Success)
