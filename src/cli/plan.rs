@@ -12,7 +12,8 @@ use super::{ClusterArgs, Error, Outcome, display_path, read_input};
 use crate::api::{PROFILE_LABEL, ProductionProfile};
 use crate::inspect::outcome::FieldChange;
 use crate::inspect::preview::{
-    Action, Grant, NamespacePreview, OwnerView, Preview, ProfileChange, apply_profiles, preview,
+    Action, Grant, NamespacePreview, OwnerView, Preview, ProfileChange, ProfilePreview,
+    apply_profiles, preview,
 };
 use crate::inspect::snapshot::{Scope, Snapshot, connect};
 use crate::validate;
@@ -243,14 +244,19 @@ fn summary_line(preview: &Preview) -> String {
     line
 }
 
-/// The plan for a terminal, with ANSI colours (stripped when not one).
-pub fn text(preview: &Preview) -> String {
-    let mut text = String::new();
-    let changed: Vec<_> = preview
+/// The profiles the files change.
+fn changed_profiles(preview: &Preview) -> Vec<&ProfilePreview> {
+    preview
         .profiles
         .iter()
         .filter(|p| p.change != ProfileChange::Unchanged)
-        .collect();
+        .collect()
+}
+
+/// The plan for a terminal, with ANSI colours (stripped when not one).
+pub fn text(preview: &Preview) -> String {
+    let mut text = String::new();
+    let changed = changed_profiles(preview);
     if changed.is_empty() {
         text.push_str("Profiles: no change\n");
     } else {
@@ -381,11 +387,7 @@ fn namespace_text(namespace: &NamespacePreview, text: &mut String) {
 pub fn markdown(preview: &Preview) -> String {
     let mut md = String::from("### baseliner plan\n\n");
     md.push_str(&format!("**{}**\n\n", summary_line(preview)));
-    let changed: Vec<_> = preview
-        .profiles
-        .iter()
-        .filter(|p| p.change != ProfileChange::Unchanged)
-        .collect();
+    let changed = changed_profiles(preview);
     if !changed.is_empty() {
         md.push_str("| Profile | Change |\n|---|---|\n");
         for profile in changed {

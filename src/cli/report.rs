@@ -97,7 +97,8 @@ fn now() -> String {
         .unwrap_or_default()
 }
 
-fn status_style(status: Status) -> anstyle::Style {
+/// How a verdict is coloured on a terminal.
+pub(super) fn status_style(status: Status) -> anstyle::Style {
     use anstyle::AnsiColor;
     match status.tone() {
         "good" => AnsiColor::Green.on_default(),

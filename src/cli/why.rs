@@ -236,7 +236,7 @@ fn recent_actions(events: &[Event], namespace: &str) -> Vec<Action> {
 
 /// The answer for a terminal.
 pub fn text(why: &Why) -> String {
-    use anstyle::{AnsiColor, Style};
+    use anstyle::Style;
     let bold = Style::new().bold();
     let mut text = format!("{bold}Namespace {}{bold:#}\n", why.namespace);
     match &why.owner {
@@ -258,12 +258,7 @@ pub fn text(why: &Why) -> String {
     if let Some(evidence) = &why.evidence {
         text.push_str(&format!("{bold}Controls{bold:#}\n"));
         for control in &evidence.controls {
-            let style = match control.status.tone() {
-                "good" => AnsiColor::Green.on_default(),
-                "partial" => AnsiColor::Yellow.on_default(),
-                "bad" => AnsiColor::Red.on_default(),
-                _ => Style::new().dimmed(),
-            };
+            let style = super::report::status_style(control.status);
             text.push_str(&format!(
                 "  {:18} {style}{}{style:#}\n",
                 control.control.title(),

@@ -582,7 +582,7 @@ fn plan_labels(
 }
 
 /// The labels baseliner set on `namespace`, as its marker annotation lists them.
-fn owned_pod_security_labels(namespace: &CachedNamespace) -> Vec<&str> {
+pub(crate) fn owned_pod_security_labels(namespace: &CachedNamespace) -> Vec<&str> {
     namespace
         .annotation(POD_SECURITY_ANNOTATION)
         .map(|marker| marker.split(',').filter(|k| !k.is_empty()).collect())

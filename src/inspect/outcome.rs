@@ -15,13 +15,14 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::snapshot::Snapshot;
-use crate::api::{POD_SECURITY_ANNOTATION, ProductionProfile};
+use crate::api::ProductionProfile;
 use crate::controller::author_rights::AuthorRights;
 use crate::controller::compare::{comparable_part, desired_matches_live};
 use crate::controller::index::{LiveObject, ObjectKey};
 use crate::controller::namespace::CachedNamespace;
 use crate::controller::plan::{
-    LabelStep, NamespacePlan, PlanInput, Step, VerifiedRecord, decide_after_read, plan_namespace,
+    LabelStep, NamespacePlan, PlanInput, Step, VerifiedRecord, decide_after_read,
+    owned_pod_security_labels, plan_namespace,
 };
 use crate::render::RenderOptions;
 use crate::selection::SelectionContext;
@@ -186,10 +187,7 @@ pub fn namespace_outcome(
 }
 
 fn label_outcome(namespace: &CachedNamespace, step: &LabelStep) -> LabelOutcome {
-    let owned: Vec<&str> = namespace
-        .annotation(POD_SECURITY_ANNOTATION)
-        .map(|marker| marker.split(',').filter(|k| !k.is_empty()).collect())
-        .unwrap_or_default();
+    let owned = owned_pod_security_labels(namespace);
     let present = |key: &&&str| namespace.label(key).is_some();
     let (set, remove) = match step {
         LabelStep::Apply { body, .. } => {
