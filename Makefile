@@ -8,7 +8,9 @@ CONTROLPLANE := e2e/controlplane
 BASELINER ?= $(CARGO) run -q -p baseliner --
 CRD := crds/baseliner.dev_productionprofiles.yaml
 CRD_COPY := config/crd/bases/baseliner.dev_productionprofiles.yaml
-# The author-rights ValidatingAdmissionPolicy and its binding (hand-written).
+EXCEPTION_CRD := crds/baseliner.dev_profileexceptions.yaml
+EXCEPTION_CRD_COPY := config/crd/bases/baseliner.dev_profileexceptions.yaml
+# The author-rights ValidatingAdmissionPolicies and their bindings (hand-written).
 POLICY := crds/baseliner.dev_author-rights.yaml
 POLICY_COPY := config/crd/bases/baseliner.dev_author-rights.yaml
 KUBECTL ?= $(shell test -x target/cluster/bin/kubectl && echo target/cluster/bin/kubectl || echo kubectl)
@@ -31,11 +33,11 @@ help: ## List the targets
 run: ## Run the operator: against KUBECONFIG if set, else the local control plane with the samples
 	hack/run.sh
 
-install: ## Install the CRD and the author-rights policy into the cluster in KUBECONFIG
-	$(KUBECTL) apply --server-side -f $(CRD) -f $(POLICY)
+install: ## Install the CRDs and the author-rights policies into the cluster in KUBECONFIG
+	$(KUBECTL) apply --server-side -f $(CRD) -f $(EXCEPTION_CRD) -f $(POLICY)
 
-uninstall: ## Remove the CRD (and with it every ProductionProfile) and the author-rights policy
-	$(KUBECTL) delete --ignore-not-found -f $(CRD) -f $(POLICY)
+uninstall: ## Remove the CRDs (and with them every profile and exception) and the author-rights policies
+	$(KUBECTL) delete --ignore-not-found -f $(CRD) -f $(EXCEPTION_CRD) -f $(POLICY)
 
 ## Deploy (config/default: CRD, RBAC, the operator in baseliner-system)
 
@@ -100,18 +102,26 @@ cluster-status: ## Is the control plane running and ready?
 build: ## Build the baseliner binary (target/debug/baseliner)
 	$(CARGO) build -p baseliner
 
-crd: ## Regenerate crds/ and config/crd/bases/ from src/api.rs (and copy the policy)
-	$(BASELINER) crd > $(CRD).tmp
+crd: ## Regenerate crds/ and config/crd/bases/ from src/api.rs (and copy the policies)
+	$(BASELINER) crd productionprofiles > $(CRD).tmp
 	mv $(CRD).tmp $(CRD)
 	cp $(CRD) $(CRD_COPY)
+	$(BASELINER) crd profileexceptions > $(EXCEPTION_CRD).tmp
+	mv $(EXCEPTION_CRD).tmp $(EXCEPTION_CRD)
+	cp $(EXCEPTION_CRD) $(EXCEPTION_CRD_COPY)
 	cp $(POLICY) $(POLICY_COPY)
 
-check-crd: ## Fail if the committed CRD is not what src/api.rs generates
-	@$(BASELINER) crd > $(CRD).generated
+check-crd: ## Fail if the committed CRDs are not what src/api.rs generates
+	@$(BASELINER) crd productionprofiles > $(CRD).generated
 	@for f in $(CRD) $(CRD_COPY); do \
 	  diff -u $$f $(CRD).generated >&2 || { rm -f $(CRD).generated; echo "$$f is out of date: run make crd" >&2; exit 1; }; \
 	done
 	@rm -f $(CRD).generated
+	@$(BASELINER) crd profileexceptions > $(EXCEPTION_CRD).generated
+	@for f in $(EXCEPTION_CRD) $(EXCEPTION_CRD_COPY); do \
+	  diff -u $$f $(EXCEPTION_CRD).generated >&2 || { rm -f $(EXCEPTION_CRD).generated; echo "$$f is out of date: run make crd" >&2; exit 1; }; \
+	done
+	@rm -f $(EXCEPTION_CRD).generated
 	@diff -u $(POLICY) $(POLICY_COPY) >&2 || { echo "$(POLICY_COPY) differs from $(POLICY): run make crd" >&2; exit 1; }
 	@echo "CRD is current"
 

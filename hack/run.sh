@@ -27,7 +27,7 @@ export KUBECONFIG="$REPO/target/cluster/kubeconfig"
 kubectl() { "$REPO/target/cluster/bin/kubectl" "$@"; }
 
 kubectl apply --server-side --force-conflicts -f crds/ >/dev/null
-kubectl wait --for=condition=Established crd/productionprofiles.baseliner.dev --timeout=60s >/dev/null
+kubectl wait --for=condition=Established crd/productionprofiles.baseliner.dev crd/profileexceptions.baseliner.dev --timeout=60s >/dev/null
 # The samples back up to Velero; a stand-in Schedule CRD lets the demo show
 # the Schedules (the operator also runs fine without it, and says so).
 kubectl apply --server-side -f e2e/manifests/velero-namespace.yaml -f e2e/manifests/velero-schedule-crd.yaml >/dev/null

@@ -11,7 +11,8 @@ use kube::Client;
 use kube::api::{Api, PostParams};
 
 use crate::api::ProductionProfileSpec;
-use crate::required_rights::{Right, to_create};
+use crate::api::exception::ProfileExceptionSpec;
+use crate::required_rights::{Requirement, Right, exception_to_create, to_create};
 
 /// The cluster could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -59,9 +60,18 @@ impl Reviewer {
     /// One line per field whose rights the identity lacks:
     /// `FIELD: USER may not WHAT (needs RIGHT, ...)`.
     pub fn denied(&mut self, spec: &ProductionProfileSpec) -> Result<Vec<String>, Error> {
+        self.denied_of(to_create(spec))
+    }
+
+    /// The same for creating an exception with `spec`.
+    pub fn denied_exception(&mut self, spec: &ProfileExceptionSpec) -> Result<Vec<String>, Error> {
+        self.denied_of(exception_to_create(spec))
+    }
+
+    fn denied_of(&mut self, needs: Vec<Requirement>) -> Result<Vec<String>, Error> {
         let who = self.who();
         let mut lines = Vec::new();
-        for need in to_create(spec) {
+        for need in needs {
             let mut missing = Vec::new();
             for right in &need.rights {
                 if !self.allowed(right)? {

@@ -1,9 +1,12 @@
-//! The `ProductionProfile` API (`baseliner.dev/v1alpha1`).
+//! The `ProductionProfile` API (`baseliner.dev/v1alpha1`); the
+//! `ProfileException` API is in [`exception`].
 //!
 //! These types are the single source of the CRD: `baseliner crd` prints the
 //! schema derived from them, and `crds/` holds that output. Field docs become
 //! the descriptions `kubectl explain` shows; schema attributes and CEL rules
 //! (`x_kube(validation = ...)`) are what the API server enforces.
+
+pub mod exception;
 
 use std::collections::BTreeMap;
 
@@ -89,6 +92,12 @@ pub const MAX_REPORTED_NAMESPACES: usize = 20;
         type_ = "integer",
         json_path = ".status.compliantNamespaces",
         description = "Owned namespaces that match the baseline"
+    ),
+    printcolumn(
+        name = "Excepted",
+        type_ = "integer",
+        json_path = ".status.exceptedNamespaces",
+        description = "Owned namespaces that comply only by exception"
     ),
     printcolumn(
         name = "Ready",
@@ -588,9 +597,15 @@ pub struct ProductionProfileStatus {
     #[serde(default)]
     pub matched_namespaces: i32,
 
-    /// Owned namespaces whose objects match the baseline.
+    /// Owned namespaces whose objects match the baseline, with no
+    /// exception in force.
     #[serde(default)]
     pub compliant_namespaces: i32,
+
+    /// Owned namespaces that match the baseline as exceptions in force
+    /// leave it (some control waived or replaced).
+    #[serde(default)]
+    pub excepted_namespaces: i32,
 
     /// Up to 20 namespaces that are selected but not compliant, including
     /// those owned by a higher-priority profile, with the reason.

@@ -35,6 +35,7 @@ pub mod api;
 pub mod cli;
 pub mod controller;
 pub mod cron;
+pub mod exception;
 pub mod health;
 pub mod http;
 pub mod inspect;

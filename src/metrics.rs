@@ -43,6 +43,14 @@ struct ProfileLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ExceptionStateLabels {
+    state: &'static str,
+}
+
+/// The states exceptions are counted in.
+pub const EXCEPTION_STATES: [&str; 4] = ["in_force", "expiring_soon", "expired", "invalid"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
 }
@@ -64,7 +72,9 @@ pub struct Metrics {
     api_errors: Family<ApiErrorLabels, Counter>,
     matched_namespaces: Family<ProfileLabels, Gauge>,
     compliant_namespaces: Family<ProfileLabels, Gauge>,
-    /// Profiles with series in the two families above, so series of deleted
+    excepted_namespaces: Family<ProfileLabels, Gauge>,
+    exceptions: Family<ExceptionStateLabels, Gauge>,
+    /// Profiles with series in the three families above, so series of deleted
     /// profiles can be dropped.
     profiles_reported: std::sync::Mutex<std::collections::BTreeSet<String>>,
     leader: Gauge,
@@ -82,6 +92,8 @@ impl Default for Metrics {
             api_errors: Family::default(),
             matched_namespaces: Family::default(),
             compliant_namespaces: Family::default(),
+            excepted_namespaces: Family::default(),
+            exceptions: Family::default(),
             profiles_reported: Default::default(),
             leader: Gauge::default(),
             registry: Registry::default(),
@@ -127,6 +139,16 @@ impl Default for Metrics {
             metrics.compliant_namespaces.clone(),
         );
         registry.register(
+            "profile_excepted_namespaces",
+            "Namespaces a profile owns that match its baseline only because exceptions waive controls",
+            metrics.excepted_namespaces.clone(),
+        );
+        registry.register(
+            "exceptions",
+            "ProfileExceptions by state: in_force (including expiring_soon), expiring_soon, expired, invalid",
+            metrics.exceptions.clone(),
+        );
+        registry.register(
             "leader",
             "1 while this replica holds the leader lease and writes, else 0",
             metrics.leader.clone(),
@@ -147,6 +169,11 @@ impl Default for Metrics {
             let _ = metrics.applied.get_or_create(&kind_labels(kind));
             let _ = metrics.pruned.get_or_create(&kind_labels(kind));
             let _ = metrics.drift_corrections.get_or_create(&kind_labels(kind));
+        }
+        for state in EXCEPTION_STATES {
+            let _ = metrics
+                .exceptions
+                .get_or_create(&ExceptionStateLabels { state });
         }
         Self {
             registry,
@@ -191,7 +218,7 @@ impl Metrics {
             .inc();
     }
 
-    pub fn set_profile_counts(&self, profile: &str, matched: i32, compliant: i32) {
+    pub fn set_profile_counts(&self, profile: &str, matched: i32, compliant: i32, excepted: i32) {
         self.profiles_reported
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -205,6 +232,18 @@ impl Metrics {
         self.compliant_namespaces
             .get_or_create(&labels)
             .set(compliant.into());
+        self.excepted_namespaces
+            .get_or_create(&labels)
+            .set(excepted.into());
+    }
+
+    /// How many exceptions are in each of [`EXCEPTION_STATES`], in order.
+    pub fn set_exception_counts(&self, counts: [i64; 4]) {
+        for (state, count) in EXCEPTION_STATES.into_iter().zip(counts) {
+            self.exceptions
+                .get_or_create(&ExceptionStateLabels { state })
+                .set(count);
+        }
     }
 
     /// Drops the per-profile series of profiles that no longer exist.
@@ -221,6 +260,7 @@ impl Metrics {
                 };
                 self.matched_namespaces.remove(&labels);
                 self.compliant_namespaces.remove(&labels);
+                self.excepted_namespaces.remove(&labels);
             }
             keep
         });
@@ -264,7 +304,8 @@ mod tests {
         metrics.applied(ManagedKind::NetworkPolicy);
         metrics.pruned(ManagedKind::RoleBinding);
         metrics.drift_corrected(ManagedKind::LimitRange);
-        metrics.set_profile_counts("production-strict", 4, 3);
+        metrics.set_profile_counts("production-strict", 4, 3, 1);
+        metrics.set_exception_counts([2, 1, 0, 1]);
         metrics.set_leader(true);
         let text = metrics.encode();
         let cases = [
@@ -284,6 +325,13 @@ mod tests {
                 r#"baseliner_profile_matched_namespaces{profile="production-strict"}"#,
                 4.0,
             ),
+            (
+                r#"baseliner_profile_excepted_namespaces{profile="production-strict"}"#,
+                1.0,
+            ),
+            (r#"baseliner_exceptions{state="in_force"}"#, 2.0),
+            (r#"baseliner_exceptions{state="expiring_soon"}"#, 1.0),
+            (r#"baseliner_exceptions{state="invalid"}"#, 1.0),
             (
                 r#"baseliner_profile_compliant_namespaces{profile="production-strict"}"#,
                 3.0,
@@ -343,8 +391,8 @@ mod tests {
     #[test]
     fn series_of_deleted_profiles_are_dropped() {
         let metrics = Metrics::default();
-        metrics.set_profile_counts("kept", 3, 2);
-        metrics.set_profile_counts("gone", 5, 5);
+        metrics.set_profile_counts("kept", 3, 2, 0);
+        metrics.set_profile_counts("gone", 5, 5, 0);
         metrics.retain_profiles(&["kept".to_owned()]);
         let text = metrics.encode();
         assert!(text.contains("profile=\"kept\""), "{text}");

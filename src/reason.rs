@@ -71,6 +71,22 @@ reasons! {
     /// Stalled: no problem needs a change to the profile.
     NotStalled = "NotStalled",
 
+    // Reasons of a ProfileException's InForce condition, and of its Events.
+    /// The exception applies.
+    InForce = "InForce",
+    /// The exception applies and ends within the warning time (also a
+    /// warning Event).
+    ExpiringSoon = "ExpiringSoon",
+    /// The exception has ended; its controls are enforced again (also an
+    /// Event).
+    Expired = "Expired",
+    /// The exception names a profile that does not exist.
+    ProfileNotFound = "ProfileNotFound",
+    /// The exception waives or replaces a control its profile does not have.
+    ControlNotInProfile = "ControlNotInProfile",
+    /// The exception runs longer than `--max-exception-days` allows.
+    ExpiryTooFar = "ExpiryTooFar",
+
     // Reasons of Normal Events: what the operator did.
     /// A missing object was created.
     Created = "Created",

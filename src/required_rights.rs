@@ -1,11 +1,12 @@
-//! The rights a profile implies: what its author must hold cluster-wide to
-//! create it, by field. The API server checks the same rule at admission
+//! The rights a profile or an exception implies: what its author must hold
+//! cluster-wide to create it, by field. The API server checks the same rule at admission
 //! (`crds/baseliner.dev_author-rights.yaml`); this copy lets
 //! `baseliner validate --as-user` ask before a merge, with
 //! SubjectAccessReviews. The e2e suite checks that both give the same
 //! verdicts.
 
 use crate::api::ProductionProfileSpec;
+use crate::api::exception::ProfileExceptionSpec;
 
 /// One authorization question: may the user `verb` `resource` (named
 /// `name`, in `namespace`; cluster-wide when `None`)?
@@ -172,9 +173,122 @@ pub fn to_create(spec: &ProductionProfileSpec) -> Vec<Requirement> {
     needs
 }
 
+/// What creating an exception with `spec` needs, in the order the
+/// exception-rights policy checks it: a waived control is removed while the
+/// exception holds and put back when it ends, so each needs what writing
+/// it would.
+pub fn exception_to_create(spec: &ProfileExceptionSpec) -> Vec<Requirement> {
+    let waive = &spec.waive;
+    let mut needs = Vec::new();
+    if waive.pod_security {
+        needs.push(Requirement {
+            field: "spec.waive.podSecurity".to_owned(),
+            what: "set or remove Pod Security labels on namespaces".to_owned(),
+            rights: vec![Right::new("patch", "", "namespaces")],
+        });
+    }
+    let network_field = [
+        (waive.default_deny, "defaultDeny"),
+        (waive.allow_dns, "allowDNS"),
+        (waive.allow_same_namespace, "allowSameNamespace"),
+        (!waive.allow_ingress_from.is_empty(), "allowIngressFrom"),
+        (!waive.allow_egress_to.is_empty(), "allowEgressTo"),
+    ]
+    .into_iter()
+    .find_map(|(on, field)| on.then_some(field));
+    let quota_field = if waive.resource_quota {
+        Some("spec.waive.resourceQuota")
+    } else if spec
+        .replace
+        .as_ref()
+        .is_some_and(|r| r.resource_quota.is_some())
+    {
+        Some("spec.replace.resourceQuota")
+    } else {
+        None
+    };
+    let sections = [
+        (
+            network_field.map(|f| format!("spec.waive.{f}")),
+            "remove or restore NetworkPolicies in every namespace",
+            "networking.k8s.io",
+            "networkpolicies",
+        ),
+        (
+            waive
+                .limit_range
+                .then(|| "spec.waive.limitRange".to_owned()),
+            "remove or restore LimitRanges in every namespace",
+            "",
+            "limitranges",
+        ),
+        (
+            quota_field.map(str::to_owned),
+            "change ResourceQuotas in every namespace",
+            "",
+            "resourcequotas",
+        ),
+        (
+            (!waive.role_bindings.is_empty()).then(|| "spec.waive.roleBindings".to_owned()),
+            "remove or restore RoleBindings in every namespace",
+            "rbac.authorization.k8s.io",
+            "rolebindings",
+        ),
+        (
+            waive.backup.then(|| "spec.waive.backup".to_owned()),
+            "remove or restore Velero Schedules",
+            "velero.io",
+            "schedules",
+        ),
+    ];
+    for (field, what, group, resource) in sections {
+        if let Some(field) = field {
+            needs.push(Requirement {
+                field,
+                what: what.to_owned(),
+                rights: write_rights(group, resource),
+            });
+        }
+    }
+    needs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_exception_needs_the_rights_of_what_it_waives() {
+        let spec: ProfileExceptionSpec = serde_saphyr::from_str(
+            "{profile: p, namespaces: {names: [a]}, reason: r, expires: '2027-01-01T00:00:00Z', waive: {allowDNS: true, podSecurity: true}, replace: {resourceQuota: {hard: {pods: '9'}}}}",
+        )
+        .expect("an exception");
+        let needs: Vec<(String, Vec<String>)> = exception_to_create(&spec)
+            .into_iter()
+            .map(|n| (n.field, n.rights.iter().map(Right::describe).collect()))
+            .collect();
+        assert_eq!(
+            needs,
+            [
+                (
+                    "spec.waive.podSecurity".to_owned(),
+                    vec!["patch on namespaces".to_owned()]
+                ),
+                (
+                    "spec.waive.allowDNS".to_owned(),
+                    ["create", "patch", "delete"]
+                        .map(|v| format!("{v} on networkpolicies.networking.k8s.io"))
+                        .to_vec()
+                ),
+                (
+                    "spec.replace.resourceQuota".to_owned(),
+                    ["create", "patch", "delete"]
+                        .map(|v| format!("{v} on resourcequotas"))
+                        .to_vec()
+                ),
+            ]
+        );
+    }
 
     fn spec(yaml: &str) -> ProductionProfileSpec {
         serde_saphyr::from_str(yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"))

@@ -23,6 +23,7 @@ use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
 use crate::controller::{self, Config};
+use crate::exception::ExceptionSettings;
 use crate::health::{self, CacheSync};
 use crate::http::{self, Endpoints};
 use crate::lease::{self, DEFAULT_LEASE_NAME, LeaderElector, LeaseConfig};
@@ -79,6 +80,16 @@ pub struct RunArgs {
     /// are cluster administrators anyway.
     #[arg(long, env = "BASELINER_UNSAFE_GRANT_WITHOUT_AUTHOR_RIGHTS_POLICY")]
     pub unsafe_grant_without_author_rights_policy: bool,
+
+    /// Longest an exception may run, from its creation to its expiry; one
+    /// that asks for longer is not in force and says so in its status.
+    #[arg(long, env = "BASELINER_MAX_EXCEPTION_DAYS", default_value_t = ExceptionSettings::default().max_days, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_exception_days: u32,
+
+    /// How long before its expiry an exception is reported as expiring
+    /// soon (a warning Event, the `expiring_soon` metric).
+    #[arg(long, env = "BASELINER_EXCEPTION_WARNING_HOURS", default_value_t = 72)]
+    pub exception_warning_hours: u32,
 
     /// The namespace the operator runs in; never selected unless a profile
     /// names it in `include`.
@@ -224,6 +235,12 @@ async fn run_operator(args: RunArgs) -> Result<(), Error> {
             operator_namespace: args.operator_namespace,
         },
         grant_without_author_rights_policy: args.unsafe_grant_without_author_rights_policy,
+        exceptions: ExceptionSettings {
+            max_days: args.max_exception_days,
+            warn_before: k8s_openapi::jiff::SignedDuration::from_hours(i64::from(
+                args.exception_warning_hours,
+            )),
+        },
     };
     info!(allowed_cluster_roles = ?config.render.allowed_cluster_roles, leader_elect = lease_config.is_some(), "baseliner starting");
 

@@ -1,5 +1,5 @@
-//! Offline validation of `ProductionProfile` manifests, for CI pipelines and
-//! for `baseliner render`.
+//! Offline validation of `ProductionProfile` and `ProfileException`
+//! manifests, for CI pipelines and for `baseliner render` and `plan`.
 //!
 //! A document passes through the same stages the API server applies, in the
 //! same order, and then through checks only this tool makes:
@@ -10,7 +10,11 @@
 //!    CEL library after schema defaults are applied (skipped, as the API
 //!    server skips them, after a type, enum, required or size error);
 //! 4. semantic checks that need no cluster ([`semantic`]): label selectors,
-//!    CIDRs, cron schedules, TTLs, subject templates, LimitRange ordering.
+//!    CIDRs, cron schedules, TTLs, subject templates, LimitRange ordering;
+//!    for an exception, its selector and its expiry (in the future, within
+//!    the default `--max-exception-days` of now). Whether the controls it
+//!    waives exist in its profile is checked by `baseliner validate` when
+//!    the profile is among the files ([`check_exceptions_against`]).
 //!
 //! [`problem`] holds what every stage reports; [`go_compat`] makes the CEL
 //! stage give the API server's answer where kube's CEL library and Go's
@@ -31,26 +35,40 @@ use kube::CustomResourceExt;
 use kube::core::cel::{ErrorKind, RootContext, Validator};
 use serde_json::Value;
 
+use crate::api::exception::ProfileException;
 use crate::api::{GROUP, ProductionProfile};
+use crate::exception::{ExceptionSettings, expiry_too_far, missing_controls};
 
 pub use problem::{Problem, Stage};
 
 /// `apiVersion` of the documents this module validates.
 pub const API_VERSION: &str = "baseliner.dev/v1alpha1";
-/// `kind` of the documents this module validates.
+/// `kind` of the profiles this module validates.
 pub const KIND: &str = "ProductionProfile";
+/// `kind` of the exceptions this module validates.
+pub const EXCEPTION_KIND: &str = "ProfileException";
 
-/// The `openAPIV3Schema` of the CRD the API server would enforce.
-static SCHEMA: LazyLock<Value> = LazyLock::new(|| {
-    let crd = serde_json::to_value(ProductionProfile::crd()).unwrap_or_default();
+fn open_api_schema(crd: impl serde::Serialize) -> Value {
+    let crd = serde_json::to_value(crd).unwrap_or_default();
     crd.pointer("/spec/versions/0/schema/openAPIV3Schema")
         .cloned()
         .unwrap_or_default()
-});
+}
+
+/// The `openAPIV3Schema` of the CRD the API server would enforce.
+static SCHEMA: LazyLock<Value> = LazyLock::new(|| open_api_schema(ProductionProfile::crd()));
+/// The same for exceptions.
+static EXCEPTION_SCHEMA: LazyLock<Value> =
+    LazyLock::new(|| open_api_schema(ProfileException::crd()));
 
 /// The CRD's structural schema, as validation uses it.
 pub fn crd_schema() -> &'static Value {
     &SCHEMA
+}
+
+/// The exception CRD's structural schema.
+pub fn exception_crd_schema() -> &'static Value {
+    &EXCEPTION_SCHEMA
 }
 
 /// The verdict on one YAML document.
@@ -64,12 +82,14 @@ pub struct DocumentReport {
     pub name: Option<String>,
     /// Everything wrong with it; empty when it is valid.
     pub problems: Vec<Problem>,
-    /// The profile, with defaults applied, when it is valid.
+    /// The profile, with defaults applied, when it is a valid profile.
     pub profile: Option<ProductionProfile>,
+    /// The exception, with defaults applied, when it is a valid exception.
+    pub exception: Option<ProfileException>,
 }
 
 impl DocumentReport {
-    /// Whether the document is a valid profile.
+    /// Whether the document is a valid profile or exception.
     pub fn is_valid(&self) -> bool {
         self.problems.is_empty()
     }
@@ -92,29 +112,33 @@ pub fn validate_documents(text: &str) -> Vec<DocumentReport> {
         .enumerate()
         .map(|(position, document)| {
             let index = position + 1;
+            let mut report = DocumentReport {
+                index,
+                line: document.line,
+                name: None,
+                problems: Vec::new(),
+                profile: None,
+                exception: None,
+            };
             match parse_document(&document) {
-                Ok(value) => {
-                    let (name, outcome) = validate_value(value);
-                    let (problems, profile) = match outcome {
-                        Ok(profile) => (Vec::new(), Some(profile)),
-                        Err(problems) => (problems, None),
-                    };
-                    DocumentReport {
-                        index,
-                        line: document.line,
-                        name,
-                        problems,
-                        profile,
+                Ok(value) if value.get("kind").and_then(Value::as_str) == Some(EXCEPTION_KIND) => {
+                    report.name = name_of(&value);
+                    match validate_exception(value, &ExceptionSettings::default()) {
+                        Ok(exception) => report.exception = Some(exception),
+                        Err(problems) => report.problems = problems,
                     }
                 }
-                Err(problem) => DocumentReport {
-                    index,
-                    line: document.line,
-                    name: None,
-                    problems: vec![problem],
-                    profile: None,
-                },
+                Ok(value) => {
+                    let (name, outcome) = validate_value(value);
+                    report.name = name;
+                    match outcome {
+                        Ok(profile) => report.profile = Some(profile),
+                        Err(problems) => report.problems = problems,
+                    }
+                }
+                Err(problem) => report.problems = vec![problem],
             }
+            report
         })
         .collect()
 }
@@ -122,55 +146,21 @@ pub fn validate_documents(text: &str) -> Vec<DocumentReport> {
 /// Validates one decoded document. Returns its `metadata.name`, if any,
 /// and the typed profile or every problem found.
 pub fn validate_value(value: Value) -> (Option<String>, Result<ProductionProfile, Vec<Problem>>) {
-    let name = value
+    (name_of(&value), validate_object(value))
+}
+
+fn name_of(value: &Value) -> Option<String> {
+    value
         .pointer("/metadata/name")
         .and_then(Value::as_str)
-        .map(str::to_owned);
-    (name, validate_object(value))
+        .map(str::to_owned)
 }
 
 fn validate_object(mut value: Value) -> Result<ProductionProfile, Vec<Problem>> {
-    let document_problems = check_type_and_name(&value);
-    if !document_problems.is_empty() {
-        return Err(document_problems);
-    }
-    let mut problems = Vec::new();
-    if let Some(name) = value.pointer("/metadata/name").and_then(Value::as_str) {
-        // The API server checks object names with the schema.
-        problems.extend(
-            semantic::check_name(name)
-                .into_iter()
-                .map(|p| p.at(Stage::Schema)),
-        );
-    }
+    let mut problems = check_schema_and_rules(&mut value, KIND, &SCHEMA)?;
 
-    let schema_problems = schema::SchemaChecker::default().check_root(&SCHEMA, &mut value);
-    let blocking = schema_problems.iter().any(|p| p.blocking);
-    problems.extend(
-        schema_problems
-            .into_iter()
-            .map(|p| p.problem.at(Stage::Schema)),
-    );
-
-    if blocking {
-        problems.push(Problem::new(
-            "",
-            "the CRD's validation rules were not checked because of the errors above; fix them and validate again".to_owned(),
-        ).at(Stage::Schema));
-        return Err(problems);
-    }
-    // CEL runs on a copy where quantities Go accepts are spelled so kube's
-    // library reads them too; then what Go refuses but kube's library let
-    // through is added, so the verdict is the API server's.
-    let mut for_rules = value.clone();
-    go_compat::canonicalize_quantities(&mut for_rules, go_compat::kube_is_quantity);
-    let rule_problems = check_rules(&for_rules);
-    let strict =
-        go_compat::strict_problems(&value, &SCHEMA, &rule_problems, go_compat::kube_is_quantity);
-    problems.extend(rule_problems);
-    problems.extend(strict);
-
-    let profile = match serde_json::from_value::<ProductionProfile>(apply_defaults(&value)) {
+    let profile = match serde_json::from_value::<ProductionProfile>(apply_defaults(&SCHEMA, &value))
+    {
         Ok(profile) => profile,
         Err(error) => {
             // The schema is generated from the same types, so this means the
@@ -204,9 +194,125 @@ fn validate_object(mut value: Value) -> Result<ProductionProfile, Vec<Problem>> 
     }
 }
 
+/// Validates one decoded exception: its schema and rules, its selector, and
+/// an expiry in the future within `settings.max_days` of now (the API
+/// server cannot check either; the operator measures from creation).
+pub fn validate_exception(
+    mut value: Value,
+    settings: &ExceptionSettings,
+) -> Result<ProfileException, Vec<Problem>> {
+    let mut problems = check_schema_and_rules(&mut value, EXCEPTION_KIND, &EXCEPTION_SCHEMA)?;
+    let exception =
+        match serde_json::from_value::<ProfileException>(apply_defaults(&EXCEPTION_SCHEMA, &value))
+        {
+            Ok(exception) => exception,
+            Err(error) => {
+                problems.push(
+                    Problem::new("", format!("cannot be read as a ProfileException: {error}"))
+                        .at(Stage::Schema),
+                );
+                return Err(problems);
+            }
+        };
+    if let Some(selector) = &exception.spec.namespaces.selector
+        && let Err(error) = crate::selection::parse_label_selector(selector)
+    {
+        problems.push(Problem::new("spec.namespaces.selector", error.to_string()));
+    }
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let expires = exception.spec.expires.0;
+    if expires <= now {
+        problems.push(Problem::new(
+            "spec.expires",
+            format!("{expires} is in the past: the exception would never be in force"),
+        ));
+    } else if let Some(problem) = expiry_too_far(now, expires, settings.max_days) {
+        problems.push(Problem::new(&problem.field, problem.message));
+    }
+    if problems.is_empty() {
+        Ok(exception)
+    } else {
+        Err(problems)
+    }
+}
+
+/// What is wrong with `exceptions` against the `profiles` given with them:
+/// each problem with the exception's name. An exception whose profile is
+/// not among them is not judged (the operator reports it in its status).
+pub fn check_exceptions_against(
+    exceptions: &[&ProfileException],
+    profiles: &[&ProductionProfile],
+) -> Vec<(String, Problem)> {
+    let mut found = Vec::new();
+    for exception in exceptions {
+        let Some(profile) = profiles
+            .iter()
+            .find(|p| p.metadata.name.as_deref() == Some(exception.spec.profile.as_str()))
+        else {
+            continue;
+        };
+        for problem in missing_controls(&exception.spec, &profile.spec) {
+            found.push((
+                exception.metadata.name.clone().unwrap_or_default(),
+                Problem::new(&problem.field, problem.message),
+            ));
+        }
+    }
+    found
+}
+
+/// Stages 1 to 3 for `kind` against `schema`: the problems found, or all
+/// of them when none of the later stages can run.
+fn check_schema_and_rules(
+    value: &mut Value,
+    kind: &str,
+    schema: &Value,
+) -> Result<Vec<Problem>, Vec<Problem>> {
+    let document_problems = check_type_and_name(value, kind);
+    if !document_problems.is_empty() {
+        return Err(document_problems);
+    }
+    let mut problems = Vec::new();
+    if let Some(name) = value.pointer("/metadata/name").and_then(Value::as_str) {
+        // The API server checks object names with the schema.
+        problems.extend(
+            semantic::check_name(name)
+                .into_iter()
+                .map(|p| p.at(Stage::Schema)),
+        );
+    }
+
+    let schema_problems = schema::SchemaChecker::default().check_root(schema, value);
+    let blocking = schema_problems.iter().any(|p| p.blocking);
+    problems.extend(
+        schema_problems
+            .into_iter()
+            .map(|p| p.problem.at(Stage::Schema)),
+    );
+
+    if blocking {
+        problems.push(Problem::new(
+            "",
+            "the CRD's validation rules were not checked because of the errors above; fix them and validate again".to_owned(),
+        ).at(Stage::Schema));
+        return Err(problems);
+    }
+    // CEL runs on a copy where quantities Go accepts are spelled so kube's
+    // library reads them too; then what Go refuses but kube's library let
+    // through is added, so the verdict is the API server's.
+    let mut for_rules = value.clone();
+    go_compat::canonicalize_quantities(&mut for_rules, go_compat::kube_is_quantity);
+    let rule_problems = check_rules(&for_rules, kind, schema);
+    let strict =
+        go_compat::strict_problems(value, schema, &rule_problems, go_compat::kube_is_quantity);
+    problems.extend(rule_problems);
+    problems.extend(strict);
+    Ok(problems)
+}
+
 /// `apiVersion`, `kind` and `metadata.name`: without them nothing else
 /// means anything.
-fn check_type_and_name(value: &Value) -> Vec<Problem> {
+fn check_type_and_name(value: &Value, expected: &str) -> Vec<Problem> {
     let document = |path: &str, message: String| Problem::new(path, message).at(Stage::Document);
     let Some(object) = value.as_object() else {
         let found = match value {
@@ -216,16 +322,16 @@ fn check_type_and_name(value: &Value) -> Vec<Problem> {
         };
         return vec![document(
             "",
-            format!("expected a {KIND} object (a YAML mapping), found {found}"),
+            format!("expected a {expected} object (a YAML mapping), found {found}"),
         )];
     };
     let api_version = object.get("apiVersion").and_then(Value::as_str);
     let kind = object.get("kind").and_then(Value::as_str);
-    if kind != Some(KIND) {
+    if kind != Some(expected) {
         let found = kind.map_or("no kind".to_owned(), |k| format!("kind {k:?}"));
         return vec![document(
             "kind",
-            format!("expected a {KIND} ({API_VERSION}), found {found}"),
+            format!("expected a {KIND} or {EXCEPTION_KIND} ({API_VERSION}), found {found}"),
         )];
     }
     if api_version != Some(API_VERSION) {
@@ -256,13 +362,13 @@ fn check_type_and_name(value: &Value) -> Vec<Problem> {
 }
 
 /// Evaluates the CRD's CEL rules as the API server does.
-fn check_rules(value: &Value) -> Vec<Problem> {
+fn check_rules(value: &Value, kind: &str, schema: &Value) -> Vec<Problem> {
     let root = RootContext {
         api_version: API_VERSION.to_owned(),
         api_group: GROUP.to_owned(),
-        kind: KIND.to_owned(),
+        kind: kind.to_owned(),
     };
-    let Err(errors) = Validator::new().validate_with_context(&SCHEMA, value, None, Some(&root))
+    let Err(errors) = Validator::new().validate_with_context(schema, value, None, Some(&root))
     else {
         return Vec::new();
     };
@@ -281,8 +387,8 @@ fn check_rules(value: &Value) -> Vec<Problem> {
         .collect()
 }
 
-fn apply_defaults(value: &Value) -> Value {
-    kube::core::cel::apply_defaults(&SCHEMA, value)
+fn apply_defaults(schema: &Value, value: &Value) -> Value {
+    kube::core::cel::apply_defaults(schema, value)
 }
 
 /// Whether `path` is `ancestor` or a field or item below it.
@@ -412,7 +518,7 @@ mod tests {
 mod schema_coverage {
     use serde_json::Value;
 
-    use super::{crd_schema, schema::KEYWORDS};
+    use super::{crd_schema, exception_crd_schema, schema::KEYWORDS};
 
     fn collect_keywords(node: &Value, found: &mut Vec<String>) {
         let Some(object) = node.as_object() else {
@@ -440,6 +546,7 @@ mod schema_coverage {
     fn walker_understands_every_keyword_of_the_crd() {
         let mut found = Vec::new();
         collect_keywords(crd_schema(), &mut found);
+        collect_keywords(exception_crd_schema(), &mut found);
         let unknown: Vec<&String> = found
             .iter()
             .filter(|k| !KEYWORDS.contains(&k.as_str()))

@@ -75,13 +75,19 @@ const SAMPLES: [&str; 3] = [
 ];
 
 #[test]
-fn crd_prints_the_committed_crd() {
-    let output = baseliner(&["crd"]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let committed =
-        std::fs::read_to_string(repo_path("crds/baseliner.dev_productionprofiles.yaml"))
-            .expect("the committed CRD");
-    assert_eq!(stdout(&output), committed, "run `make crd`");
+fn crd_prints_the_committed_crds() {
+    let read = |file: &str| std::fs::read_to_string(repo_path(file)).expect("the committed CRD");
+    let profiles = read("crds/baseliner.dev_productionprofiles.yaml");
+    let exceptions = read("crds/baseliner.dev_profileexceptions.yaml");
+    for (args, want) in [
+        (&["crd", "productionprofiles"][..], profiles.clone()),
+        (&["crd", "profileexceptions"][..], exceptions.clone()),
+        (&["crd"][..], format!("{profiles}---\n{exceptions}")),
+    ] {
+        let output = baseliner(args);
+        assert!(output.status.success(), "{}", stderr(&output));
+        assert_eq!(stdout(&output), want, "{args:?}: run `make crd`");
+    }
 }
 
 #[test]
@@ -130,7 +136,7 @@ fn validate_reports_each_document_of_a_stream() {
     assert_eq!(stdout(&output), "<stdin>: document 1 (audit-only): ok\n");
     assert_eq!(
         stderr(&output),
-        "<stdin>: document 2 (shop): kind: expected a ProductionProfile (baseliner.dev/v1alpha1), found kind \"Namespace\"\n"
+        "<stdin>: document 2 (shop): kind: expected a ProductionProfile or ProfileException (baseliner.dev/v1alpha1), found kind \"Namespace\"\n"
     );
 }
 
@@ -559,5 +565,80 @@ fn the_kubectl_plugin_is_the_same_command_line() {
     assert!(
         text.contains("--prune") && text.contains("markdown"),
         "{text}"
+    );
+}
+
+#[test]
+fn validate_checks_exceptions_against_the_profiles_given_with_them() {
+    let scratch = Scratch::new("exceptions");
+    let profile = scratch.file(
+        "profile.yaml",
+        "apiVersion: baseliner.dev/v1alpha1\nkind: ProductionProfile\nmetadata: {name: strict}\nspec: {namespaces: {selector: {}}, networkPolicy: {}}\n",
+    );
+    let in_days = |days: i64| {
+        (k8s_openapi::jiff::Timestamp::now()
+            + k8s_openapi::jiff::SignedDuration::from_hours(days * 24))
+        .to_string()
+    };
+    let exception = |name: &str, rest: &str, expires: &str| {
+        format!(
+            "---\napiVersion: baseliner.dev/v1alpha1\nkind: ProfileException\nmetadata: {{name: {name}}}\nspec: {{profile: strict, namespaces: {{names: [legacy]}}, expires: '{expires}', {rest}}}\n"
+        )
+    };
+    let exceptions = scratch.file(
+        "exceptions.yaml",
+        &[
+            exception(
+                "ok",
+                "reason: migration, waive: {defaultDeny: true}",
+                &in_days(10),
+            ),
+            exception(
+                "no-backup",
+                "reason: migration, waive: {backup: true}",
+                &in_days(10),
+            ),
+            exception(
+                "blank",
+                "reason: '  ', waive: {defaultDeny: true}",
+                &in_days(10),
+            ),
+            exception(
+                "too-long",
+                "reason: migration, waive: {defaultDeny: true}",
+                &in_days(120),
+            ),
+            exception(
+                "not-a-time",
+                "reason: migration, waive: {defaultDeny: true}",
+                "soon",
+            ),
+            exception("nothing", "reason: migration", &in_days(10)),
+        ]
+        .concat(),
+    );
+    let output = baseliner(&["validate", &profile, &exceptions]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let err = stderr(&output);
+    for (name, field) in [
+        ("no-backup", "spec.waive.backup"),
+        ("blank", "spec.reason"),
+        ("too-long", "spec.expires"),
+        ("not-a-time", "spec.expires"),
+        (
+            "nothing",
+            "spec.waive or spec.replace must name at least one control",
+        ),
+    ] {
+        assert!(
+            err.lines()
+                .any(|l| l.contains(&format!("({name})")) && l.contains(field)),
+            "{name}: {field} not reported:\n{err}"
+        );
+    }
+    assert!(
+        stdout(&output).contains("document 1 (ok): ok"),
+        "{}",
+        stdout(&output)
     );
 }

@@ -105,8 +105,8 @@ fn init() -> Result<Plane> {
     })
 }
 
-/// Installs (or updates) the ProductionProfile CRD from `crds/`, so every
-/// test sees the schema of this checkout, and waits until it is served.
+/// Installs (or updates) the CRDs and policies from `crds/`, so every test
+/// sees the schema of this checkout, and waits until they are served.
 fn install_crds(kubectl: &Path, kubeconfig: &Path) -> Result<()> {
     let crds = repo_root().join("crds");
     let kubectl_run = |args: &[&str]| -> Result<()> {
@@ -131,6 +131,7 @@ fn install_crds(kubectl: &Path, kubeconfig: &Path) -> Result<()> {
         "wait",
         "--for=condition=Established",
         "crd/productionprofiles.baseliner.dev",
+        "crd/profileexceptions.baseliner.dev",
         "--timeout=60s",
     ])
 }

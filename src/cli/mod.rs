@@ -26,7 +26,9 @@ use serde_json::{Value, json};
 use thiserror::Error;
 
 use crate::access_review;
+use crate::api::exception::ProfileException;
 use crate::api::{NAMESPACE_NAME_LABEL, ProductionProfile};
+use crate::exception::ExceptionSettings;
 use crate::inspect::outcome::Settings;
 use crate::inspect::snapshot;
 use crate::namespace::NamespaceInfo;
@@ -52,16 +54,35 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Arguments of `baseliner crd`.
+#[derive(Debug, clap::Args)]
+pub struct CrdArgs {
+    /// Only this CRD; both, as two YAML documents, when unset.
+    #[arg(value_enum)]
+    pub kind: Option<CrdKind>,
+}
+
+/// A CRD baseliner defines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum CrdKind {
+    /// ProductionProfile.
+    Productionprofiles,
+    /// ProfileException.
+    Profileexceptions,
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print the ProductionProfile CustomResourceDefinition as YAML.
-    Crd,
-    /// Check ProductionProfile manifests without a cluster.
+    /// Print baseliner's CustomResourceDefinitions as YAML.
+    Crd(CrdArgs),
+    /// Check ProductionProfile and ProfileException manifests without a cluster.
     ///
-    /// Applies the CRD's schema and CEL rules, as the API server would, and
+    /// Applies the CRDs' schemas and CEL rules, as the API server would, and
     /// checks what the API server cannot: label selectors, CIDRs, cron
-    /// schedules, TTLs and subject templates. Prints one line per problem
+    /// schedules, TTLs and subject templates; an exception's expiry (in the
+    /// future, at most 90 days away) and, when its profile is among the
+    /// files, that every control it waives exists there. Prints one line per problem
     /// (`FILE: document N (NAME): FIELD: MESSAGE`) and exits 1 if there is
     /// any; prints `ok` per valid document and exits 0 otherwise.
     ///
@@ -69,8 +90,9 @@ pub enum Command {
     /// $KUBECONFIG (SubjectAccessReviews, which need `create` on
     /// `subjectaccessreviews`) whether that identity holds, cluster-wide,
     /// every right creating each profile implies: the rule the API server
-    /// enforces at admission. A missing right is a problem line naming the
-    /// field and the permission.
+    /// enforces at admission (for an exception: every right the controls it
+    /// waives protect). A missing right is a problem line naming the field
+    /// and the permission.
     Validate(ValidateArgs),
     /// Print the objects a profile would create for one namespace.
     ///
@@ -185,6 +207,10 @@ pub struct ClusterArgs {
     /// The operator runs with --unsafe-grant-without-author-rights-policy.
     #[arg(long)]
     pub unsafe_grant_without_author_rights_policy: bool,
+
+    /// The operator's --max-exception-days.
+    #[arg(long, value_name = "DAYS", default_value_t = ExceptionSettings::default().max_days)]
+    pub max_exception_days: u32,
 }
 
 impl ClusterArgs {
@@ -196,6 +222,11 @@ impl ClusterArgs {
                 operator_namespace: Some(self.operator_namespace.clone()),
             },
             grants_waived: self.unsafe_grant_without_author_rights_policy,
+            exceptions: ExceptionSettings {
+                max_days: self.max_exception_days,
+                ..ExceptionSettings::default()
+            },
+            now: k8s_openapi::jiff::Timestamp::now(),
         }
     }
 }
@@ -343,7 +374,7 @@ pub fn main(bin_name: &str) -> ExitCode {
 /// `err`.
 pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Outcome, Error> {
     match cli.command {
-        Command::Crd => print_crd(out),
+        Command::Crd(args) => print_crd(args.kind, out),
         Command::Validate(args) => validate_files(&args, out, err),
         Command::Render(args) => render(&args, out, err),
         Command::Plan(args) => plan::plan(&args, out, err),
@@ -359,14 +390,25 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Outcome
     }
 }
 
-fn print_crd(out: &mut dyn Write) -> Result<Outcome, Error> {
-    out.write_all(crd_yaml()?.as_bytes())?;
+fn print_crd(kind: Option<CrdKind>, out: &mut dyn Write) -> Result<Outcome, Error> {
+    match kind {
+        Some(kind) => out.write_all(crd_yaml(kind)?.as_bytes())?,
+        None => {
+            out.write_all(crd_yaml(CrdKind::Productionprofiles)?.as_bytes())?;
+            out.write_all(b"---\n")?;
+            out.write_all(crd_yaml(CrdKind::Profileexceptions)?.as_bytes())?;
+        }
+    }
     Ok(Outcome::Success)
 }
 
-/// The CRD as `baseliner crd` prints it and `crds/` holds it.
-pub fn crd_yaml() -> Result<String, Error> {
-    serde_saphyr::to_string(&ProductionProfile::crd()).map_err(|e| Error::Yaml(e.to_string()))
+/// A CRD as `baseliner crd KIND` prints it and `crds/` holds it.
+pub fn crd_yaml(kind: CrdKind) -> Result<String, Error> {
+    let crd = match kind {
+        CrdKind::Productionprofiles => ProductionProfile::crd(),
+        CrdKind::Profileexceptions => ProfileException::crd(),
+    };
+    serde_saphyr::to_string(&crd).map_err(|e| Error::Yaml(e.to_string()))
 }
 
 fn validate_files(
@@ -384,6 +426,7 @@ fn validate_files(
         None => None,
     };
     let mut outcome = Outcome::Success;
+    let mut all: Vec<(String, DocumentReport)> = Vec::new();
     for file in &args.files {
         let name = display_path(file);
         let reports = match read_input(file).and_then(|text| {
@@ -403,8 +446,12 @@ fn validate_files(
             }
         };
         for report in &reports {
-            if let (Some(reviewer), Some(profile)) = (&mut reviewer, &report.profile) {
-                let denied = reviewer.denied(&profile.spec)?;
+            if let Some(reviewer) = &mut reviewer {
+                let denied = match (&report.profile, &report.exception) {
+                    (Some(profile), _) => reviewer.denied(&profile.spec)?,
+                    (_, Some(exception)) => reviewer.denied_exception(&exception.spec)?,
+                    _ => Vec::new(),
+                };
                 for line in &denied {
                     writeln!(err, "{name}: {}: {line}", report.label())?;
                 }
@@ -421,6 +468,20 @@ fn validate_files(
                 write_problems(&name, report, err)?;
                 outcome = Outcome::Problems;
             }
+        }
+        all.extend(reports.into_iter().map(|r| (name.clone(), r)));
+    }
+    // An exception against a profile given with it: the controls it waives
+    // must be there.
+    let profiles: Vec<&ProductionProfile> =
+        all.iter().filter_map(|(_, r)| r.profile.as_ref()).collect();
+    for (file, report) in &all {
+        let Some(exception) = &report.exception else {
+            continue;
+        };
+        for (_, problem) in validate::check_exceptions_against(&[exception], &profiles) {
+            writeln!(err, "{file}: {}: {problem}", report.label())?;
+            outcome = Outcome::Problems;
         }
     }
     Ok(outcome)

@@ -9,11 +9,12 @@ use std::path::{Path, PathBuf};
 use anstyle::{AnsiColor, Style};
 
 use super::{ClusterArgs, Error, Outcome, display_path, read_input};
+use crate::api::exception::ProfileException;
 use crate::api::{PROFILE_LABEL, ProductionProfile};
 use crate::inspect::outcome::FieldChange;
 use crate::inspect::preview::{
     Action, Grant, NamespacePreview, OwnerView, Preview, ProfileChange, ProfilePreview,
-    apply_profiles, preview,
+    apply_exceptions, apply_profiles, preview,
 };
 use crate::inspect::snapshot::{Scope, Snapshot, connect};
 use crate::validate;
@@ -64,7 +65,7 @@ pub(super) fn plan(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<Outcome, Error> {
-    let Some(files) = read_profiles(&args.files, err)? else {
+    let Some((files, exception_files)) = read_profiles(&args.files, err)? else {
         return Ok(Outcome::Problems);
     };
     let settings = args.cluster.settings();
@@ -74,7 +75,8 @@ pub(super) fn plan(
         Snapshot::read(&client, &Scope::Cluster).await
     })?;
     let (after, profiles) = apply_profiles(&snapshot.profiles, &files, args.prune);
-    let preview = preview(&snapshot, &after, profiles, &settings);
+    let after_exceptions = apply_exceptions(&snapshot.exceptions, &exception_files, settings.now);
+    let preview = preview(&snapshot, &after, &after_exceptions, profiles, &settings);
     match args.output {
         PlanFormat::Json => super::write_json(out, &preview)?,
         PlanFormat::Markdown => out.write_all(markdown(&preview).as_bytes())?,
@@ -87,12 +89,13 @@ pub(super) fn plan(
     })
 }
 
-/// The valid profiles in `paths`; `None` (after printing the problems) if
-/// any document is invalid. Documents of other kinds are skipped.
+/// The valid profiles and exceptions in `paths`; `None` (after printing the
+/// problems) if any document is invalid. Documents of other kinds are
+/// skipped.
 fn read_profiles(
     paths: &[PathBuf],
     err: &mut dyn Write,
-) -> Result<Option<Vec<ProductionProfile>>, Error> {
+) -> Result<Option<ProfilesAndExceptions>, Error> {
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
@@ -111,6 +114,7 @@ fn read_profiles(
         }
     }
     let mut profiles = Vec::new();
+    let mut exceptions = Vec::new();
     let mut valid = true;
     for file in &files {
         let name = display_path(file);
@@ -119,10 +123,14 @@ fn read_profiles(
                 profiles.push(profile);
                 continue;
             }
+            if let Some(exception) = report.exception {
+                exceptions.push(exception);
+                continue;
+            }
             if report.problems.iter().all(|p| p.path == "kind") {
                 writeln!(
                     err,
-                    "{name}: {}: skipped: not a ProductionProfile",
+                    "{name}: {}: skipped: not a ProductionProfile or ProfileException",
                     report.label()
                 )?;
                 continue;
@@ -133,8 +141,10 @@ fn read_profiles(
             }
         }
     }
-    Ok(valid.then_some(profiles))
+    Ok(valid.then_some((profiles, exceptions)))
 }
+
+type ProfilesAndExceptions = (Vec<ProductionProfile>, Vec<ProfileException>);
 
 fn is_manifest(path: &Path) -> bool {
     path.is_file()

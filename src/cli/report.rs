@@ -69,7 +69,14 @@ pub fn build_report(snapshot: &Snapshot, settings: &Settings) -> ComplianceRepor
     let mut unowned = 0;
     for (name, namespace) in &snapshot.namespaces {
         let live = serving.remove(name.as_str()).unwrap_or_default();
-        let outcome = namespace_outcome(snapshot, &profiles, settings, namespace, &live);
+        let outcome = namespace_outcome(
+            snapshot,
+            &profiles,
+            &snapshot.exceptions,
+            settings,
+            namespace,
+            &live,
+        );
         if outcome.plan.terminating {
             continue;
         }

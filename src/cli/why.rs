@@ -172,6 +172,7 @@ pub fn explain(
     let outcome = namespace_outcome(
         snapshot,
         &arcs,
+        &snapshot.exceptions,
         settings,
         namespace,
         &snapshot.live_serving(name),

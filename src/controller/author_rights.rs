@@ -1,13 +1,15 @@
 //! The author-rights guard. The API server enforces that a profile asks only
-//! for what its author may do cluster-wide, through the
-//! ValidatingAdmissionPolicy shipped beside the CRD
-//! (`crds/baseliner.dev_author-rights.yaml`). Without that policy anyone who
-//! may write a profile could make baseliner grant what they could not, so
-//! while it is not in force as shipped the operator writes no RoleBinding
-//! and lowers no Pod Security level, and says why.
+//! for what its author may do cluster-wide, and that an exception waives
+//! only what its author could remove, through the ValidatingAdmissionPolicies
+//! shipped beside the CRDs (`crds/baseliner.dev_author-rights.yaml`).
+//! Without them anyone who may write a profile or an exception could make
+//! baseliner do what they could not, so while either is not in force as
+//! shipped the operator writes no RoleBinding, lowers no Pod Security level
+//! and honours no exception, and says why.
 //!
-//! [`assess`] is the pure check of the installed policy and binding;
-//! [`watch_author_rights`] keeps it current from two name-filtered watches.
+//! [`assess`] is the pure check of one installed policy and binding;
+//! [`watch_author_rights`] keeps the verdict current from name-filtered
+//! watches.
 
 use std::collections::BTreeMap;
 
@@ -25,10 +27,14 @@ use tracing::{info, warn};
 use super::compare::desired_matches_live;
 use crate::api::{POD_SECURITY_LEVEL_LABELS, POD_SECURITY_VERSION_LABELS};
 
-/// Name of the policy and of its binding.
+/// Name of the profiles' policy and of its binding.
 pub const POLICY_NAME: &str = "baseliner-author-rights";
+/// Name of the exceptions' policy and of its binding.
+pub const EXCEPTION_POLICY_NAME: &str = "baseliner-exception-rights";
+/// Every policy (each with a binding of the same name) that must be in force.
+pub const POLICY_NAMES: [&str; 2] = [POLICY_NAME, EXCEPTION_POLICY_NAME];
 
-/// The policy and binding as shipped: what the installed ones must contain.
+/// The policies and bindings as shipped: what the installed ones must contain.
 pub const POLICY_YAML: &str = include_str!("../../crds/baseliner.dev_author-rights.yaml");
 
 /// Whether baseliner may grant: write RoleBindings and lower Pod Security.
@@ -61,37 +67,47 @@ impl AuthorRights {
     }
 }
 
-/// The shipped policy and binding, parsed once.
-fn shipped() -> &'static (Value, Value) {
-    static SHIPPED: std::sync::OnceLock<(Value, Value)> = std::sync::OnceLock::new();
-    SHIPPED.get_or_init(|| {
-        // The file is part of the binary and checked by a unit test.
-        let documents: Vec<Value> = serde_saphyr::from_multiple(POLICY_YAML).unwrap_or_default();
-        let find = |kind: &str| {
-            documents
-                .iter()
-                .find(|d| d["kind"] == kind)
-                .cloned()
-                .unwrap_or(Value::Null)
-        };
-        (
-            find("ValidatingAdmissionPolicy"),
-            find("ValidatingAdmissionPolicyBinding"),
-        )
-    })
+/// The shipped policy and binding named `name`, parsed once.
+fn shipped(name: &str) -> (&'static Value, &'static Value) {
+    static SHIPPED: std::sync::OnceLock<Vec<Value>> = std::sync::OnceLock::new();
+    // The file is part of the binary and checked by a unit test.
+    let documents =
+        SHIPPED.get_or_init(|| serde_saphyr::from_multiple(POLICY_YAML).unwrap_or_default());
+    let find = |kind: &str| {
+        documents
+            .iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .unwrap_or(&Value::Null)
+    };
+    (
+        find("ValidatingAdmissionPolicy"),
+        find("ValidatingAdmissionPolicyBinding"),
+    )
 }
 
-/// Whether the installed `policy` and `binding` (as JSON) enforce the
-/// author-rights rule: the policy holds every rule shipped (more is only
+/// The verdict on every policy: the first that is not enforced, else
+/// enforced. `installed` holds each of [`POLICY_NAMES`]'s policy and
+/// binding, in that order.
+pub fn assess_all(installed: &[(Option<Value>, Option<Value>)]) -> AuthorRights {
+    POLICY_NAMES
+        .iter()
+        .zip(installed)
+        .map(|(name, (policy, binding))| assess(name, policy.as_ref(), binding.as_ref()))
+        .find(|verdict| *verdict != AuthorRights::Enforced)
+        .unwrap_or(AuthorRights::Enforced)
+}
+
+/// Whether the installed `policy` and `binding` named `name` (as JSON)
+/// enforce their rule: the policy holds every rule shipped (more is only
 /// stricter) and fails closed, and the binding denies with it, for every
-/// profile.
-pub fn assess(policy: Option<&Value>, binding: Option<&Value>) -> AuthorRights {
+/// object.
+pub fn assess(name: &str, policy: Option<&Value>, binding: Option<&Value>) -> AuthorRights {
     let missing = |what: &str| {
         AuthorRights::NotEnforced(format!(
-            "{what} {POLICY_NAME} is not installed (install crds/baseliner.dev_author-rights.yaml)"
+            "{what} {name} is not installed (install crds/baseliner.dev_author-rights.yaml)"
         ))
     };
-    let (shipped_policy, _) = shipped();
+    let (shipped_policy, _) = shipped(name);
     let Some(policy) = policy else {
         return missing("ValidatingAdmissionPolicy");
     };
@@ -101,19 +117,19 @@ pub fn assess(policy: Option<&Value>, binding: Option<&Value>) -> AuthorRights {
     let spec = &policy["spec"];
     if !holds_shipped_rules(&shipped_policy["spec"], spec) {
         return AuthorRights::NotEnforced(format!(
-            "ValidatingAdmissionPolicy {POLICY_NAME} differs from the one this operator ships (reinstall crds/baseliner.dev_author-rights.yaml)"
+            "ValidatingAdmissionPolicy {name} differs from the one this operator ships (reinstall crds/baseliner.dev_author-rights.yaml)"
         ));
     }
     if spec["failurePolicy"].as_str().unwrap_or("Fail") != "Fail" {
         return AuthorRights::NotEnforced(format!(
-            "ValidatingAdmissionPolicy {POLICY_NAME} has failurePolicy {}, not Fail",
+            "ValidatingAdmissionPolicy {name} has failurePolicy {}, not Fail",
             spec["failurePolicy"]
         ));
     }
     let binding_spec = &binding["spec"];
-    if binding_spec["policyName"].as_str() != Some(POLICY_NAME) {
+    if binding_spec["policyName"].as_str() != Some(name) {
         return AuthorRights::NotEnforced(format!(
-            "ValidatingAdmissionPolicyBinding {POLICY_NAME} does not bind policy {POLICY_NAME}"
+            "ValidatingAdmissionPolicyBinding {name} does not bind policy {name}"
         ));
     }
     let denies = binding_spec["validationActions"]
@@ -121,12 +137,12 @@ pub fn assess(policy: Option<&Value>, binding: Option<&Value>) -> AuthorRights {
         .is_some_and(|actions| actions.iter().any(|a| a == "Deny"));
     if !denies {
         return AuthorRights::NotEnforced(format!(
-            "ValidatingAdmissionPolicyBinding {POLICY_NAME} does not have validationActions [Deny]"
+            "ValidatingAdmissionPolicyBinding {name} does not have validationActions [Deny]"
         ));
     }
     if binding_spec.get("paramRef").is_some_and(|p| !p.is_null()) || narrows(binding_spec) {
         return AuthorRights::NotEnforced(format!(
-            "ValidatingAdmissionPolicyBinding {POLICY_NAME} applies to only some profiles (matchResources or paramRef set)"
+            "ValidatingAdmissionPolicyBinding {name} applies to only some objects (matchResources or paramRef set)"
         ));
     }
     AuthorRights::Enforced
@@ -230,38 +246,64 @@ pub fn pod_security_lowered(
     (!lowered.is_empty()).then(|| lowered.join(", "))
 }
 
-/// Keeps `state` current from watches of the policy and its binding (by
-/// name); calls `changed` after every change of whether grants are allowed.
+/// Keeps `state` current from watches of the policies and their bindings
+/// (by name); calls `changed` after every change of whether grants are
+/// allowed.
 pub async fn watch_author_rights(
     client: Client,
     state: watch::Sender<AuthorRights>,
     changed: impl Fn(),
 ) {
-    let config = watcher::Config::default().fields(&format!("metadata.name={POLICY_NAME}"));
-    let policies = watcher(
-        Api::<ValidatingAdmissionPolicy>::all(client.clone()),
-        config.clone(),
-    )
-    .default_backoff()
-    .map(|event| Source::Policy(event.map(|e| e.modify(strip_managed_fields))));
-    let bindings = watcher(Api::<ValidatingAdmissionPolicyBinding>::all(client), config)
+    let mut streams = Vec::new();
+    for (index, name) in POLICY_NAMES.iter().enumerate() {
+        let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+        let policies = watcher(
+            Api::<ValidatingAdmissionPolicy>::all(client.clone()),
+            config.clone(),
+        )
         .default_backoff()
-        .map(|event| Source::Binding(event.map(|e| e.modify(strip_managed_fields))));
-    let mut events = futures::stream::select(policies.boxed(), bindings.boxed());
+        .map(move |event| {
+            (
+                index,
+                Source::Policy(event.map(|e| e.modify(strip_managed_fields))),
+            )
+        });
+        let bindings = watcher(
+            Api::<ValidatingAdmissionPolicyBinding>::all(client.clone()),
+            config,
+        )
+        .default_backoff()
+        .map(move |event| {
+            (
+                index,
+                Source::Binding(event.map(|e| e.modify(strip_managed_fields))),
+            )
+        });
+        streams.push(policies.boxed());
+        streams.push(bindings.boxed());
+    }
+    let mut events = futures::stream::select_all(streams);
 
-    let mut policy = Watched::default();
-    let mut binding = Watched::default();
-    while let Some(event) = events.next().await {
+    let mut watched: Vec<(Watched, Watched)> = POLICY_NAMES
+        .iter()
+        .map(|_| (Watched::default(), Watched::default()))
+        .collect();
+    while let Some((index, event)) = events.next().await {
+        let (policy, binding) = &mut watched[index];
         let failed = match event {
             Source::Policy(event) => policy.apply(event),
             Source::Binding(event) => binding.apply(event),
         };
         let next = if let Some(why) = failed {
             AuthorRights::NotEnforced(why)
-        } else if !(policy.listed && binding.listed) {
+        } else if !watched.iter().all(|(p, b)| p.listed && b.listed) {
             continue;
         } else {
-            assess(policy.object.as_ref(), binding.object.as_ref())
+            let installed: Vec<(Option<Value>, Option<Value>)> = watched
+                .iter()
+                .map(|(p, b)| (p.object.clone(), b.object.clone()))
+                .collect();
+            assess_all(&installed)
         };
         let before = state.borrow().clone();
         if before == next {
@@ -269,10 +311,12 @@ pub async fn watch_author_rights(
         }
         match &next {
             AuthorRights::Enforced => {
-                info!("author-rights policy enforced; RoleBindings and Pod Security may be written")
+                info!(
+                    "author-rights policies enforced; RoleBindings, Pod Security and exceptions may be written and honoured"
+                )
             }
             other => {
-                warn!(reason = %other.reason(), "author-rights policy not enforced; holding back RoleBindings and Pod Security lowering")
+                warn!(reason = %other.reason(), "author-rights policies not enforced; holding back RoleBindings and Pod Security lowering, honouring no exception")
             }
         }
         let _ = state.send(next.clone());
@@ -323,8 +367,8 @@ impl Watched {
                 warn!(code = status.code, message = %status.message, "cannot list the author-rights policy");
                 return Some(match status.code {
                     404 => "the API server does not serve ValidatingAdmissionPolicy (admissionregistration.k8s.io/v1, Kubernetes 1.30 or newer)".to_owned(),
-                    403 => format!("the operator may not read ValidatingAdmissionPolicy {POLICY_NAME} (check its RBAC)"),
-                    _ => format!("cannot read ValidatingAdmissionPolicy {POLICY_NAME}: {}", status.message),
+                    403 => "the operator may not read the author-rights ValidatingAdmissionPolicies (check its RBAC)".to_owned(),
+                    _ => format!("cannot read the author-rights ValidatingAdmissionPolicies: {}", status.message),
                 });
             }
             Err(error) => warn!(%error, "watch of the author-rights policy failed; retrying"),
@@ -339,22 +383,37 @@ mod tests {
     use serde_json::json;
 
     fn installed() -> (Value, Value) {
-        let (policy, binding) = shipped().clone();
-        (policy, binding)
+        let (policy, binding) = shipped(POLICY_NAME);
+        (policy.clone(), binding.clone())
     }
 
     #[test]
-    fn the_shipped_file_holds_a_policy_and_its_binding() {
-        let (policy, binding) = shipped();
-        assert_eq!(policy["metadata"]["name"], POLICY_NAME);
-        assert_eq!(binding["metadata"]["name"], POLICY_NAME);
-        assert_eq!(binding["spec"]["policyName"], POLICY_NAME);
+    fn the_shipped_file_holds_each_policy_and_its_binding() {
+        let mut all = Vec::new();
+        for name in POLICY_NAMES {
+            let (policy, binding) = shipped(name);
+            assert_eq!(policy["metadata"]["name"], name);
+            assert_eq!(binding["metadata"]["name"], name);
+            assert_eq!(binding["spec"]["policyName"], name);
+            assert!(
+                policy["spec"]["validations"]
+                    .as_array()
+                    .is_some_and(|v| v.len() >= 8),
+                "{name}"
+            );
+            assert_eq!(
+                assess(name, Some(policy), Some(binding)),
+                AuthorRights::Enforced
+            );
+            all.push((Some(policy.clone()), Some(binding.clone())));
+        }
+        assert_eq!(assess_all(&all), AuthorRights::Enforced);
+        all[1].1 = None;
         assert!(
-            policy["spec"]["validations"]
-                .as_array()
-                .is_some_and(|v| v.len() >= 8)
+            assess_all(&all).reason().contains(EXCEPTION_POLICY_NAME),
+            "{:?}",
+            assess_all(&all)
         );
-        assert_eq!(assess(Some(policy), Some(binding)), AuthorRights::Enforced);
     }
 
     #[test]
@@ -424,13 +483,13 @@ mod tests {
             if let Some(edit) = edit {
                 edit(&mut policy, &mut binding);
             }
-            let got = assess(Some(&policy), Some(&binding));
+            let got = assess(POLICY_NAME, Some(&policy), Some(&binding));
             assert_eq!(got.allows_grants(), enforced, "{name}: {got:?}");
         }
         let (policy, binding) = installed();
-        assert!(!assess(None, Some(&binding)).allows_grants());
+        assert!(!assess(POLICY_NAME, None, Some(&binding)).allows_grants());
         assert!(
-            assess(Some(&policy), None)
+            assess(POLICY_NAME, Some(&policy), None)
                 .reason()
                 .contains("ValidatingAdmissionPolicyBinding")
         );

@@ -16,6 +16,8 @@ use super::namespace::CachedNamespace;
 use super::report::Reports;
 use super::verified::VerifiedObjects;
 use crate::api::ProductionProfile;
+use crate::api::exception::ProfileException;
+use crate::exception::ExceptionSettings;
 use crate::health::CacheSync;
 use crate::metrics::Metrics;
 use crate::render::RenderOptions;
@@ -23,6 +25,7 @@ use crate::selection::SelectionContext;
 
 /// Cache names, as `/readyz` reports them.
 pub const PROFILES: &str = "productionprofiles";
+pub const EXCEPTIONS: &str = "profileexceptions";
 pub const NAMESPACES: &str = "namespaces";
 /// The author-rights policy and its binding.
 pub const AUTHOR_RIGHTS: &str = "validatingadmissionpolicies";
@@ -31,10 +34,10 @@ pub const AUTHOR_RIGHTS: &str = "validatingadmissionpolicies";
 #[derive(Debug, Error)]
 pub enum Error {
     #[error(
-        "the ProductionProfile CRD ({name}) is not installed; install it with `kubectl apply -f crds/` or `make install`"
+        "the CRD {name} is not installed; install the CRDs with `kubectl apply -f crds/` or `make install`"
     )]
     CrdMissing { name: String },
-    #[error("the ProductionProfile CRD ({name}) is not established yet: {reason}")]
+    #[error("the CRD {name} is not established yet: {reason}")]
     CrdNotEstablished { name: String, reason: String },
     #[error("{action} {object}: {source}")]
     Kube {
@@ -79,6 +82,8 @@ pub struct Config {
     /// Write RoleBindings and lower Pod Security even without the
     /// author-rights policy: an administrator's explicit opt-out.
     pub grant_without_author_rights_policy: bool,
+    /// Bounds on exceptions.
+    pub exceptions: ExceptionSettings,
 }
 
 impl Default for Config {
@@ -89,6 +94,7 @@ impl Default for Config {
             render: RenderOptions::default(),
             selection: SelectionContext::default(),
             grant_without_author_rights_policy: false,
+            exceptions: ExceptionSettings::default(),
         }
     }
 }
@@ -98,6 +104,7 @@ pub struct Context {
     pub client: Client,
     pub config: Config,
     pub profiles: Store<ProductionProfile>,
+    pub exceptions: Store<ProfileException>,
     pub namespaces: Store<CachedNamespace>,
     pub managed: ManagedIndex,
     pub verified: VerifiedObjects,

@@ -10,6 +10,7 @@
 //! - [`namespace`]: the namespace cache's compact type.
 //! - [`report`]: what each namespace's last reconcile found.
 //! - [`status`]: per-profile status and Events.
+//! - [`exceptions`]: per-exception status, Events and metrics.
 //! - [`compare`]: pure desired-versus-live comparison.
 //! - [`author_rights`]: whether the author-rights policy is enforced, which
 //!   RoleBinding writes and Pod Security lowering wait for.
@@ -18,6 +19,7 @@ pub mod author_rights;
 pub mod compare;
 pub mod context;
 pub mod events;
+pub mod exceptions;
 pub mod index;
 pub mod namespace;
 pub mod plan;
@@ -45,22 +47,30 @@ use thiserror::Error;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use crate::api::exception::ProfileException;
 use crate::api::{MANAGED_BY_LABEL, MANAGER_NAME, ProductionProfile};
 use crate::health::CacheSync;
 use crate::kind::ManagedKind;
 use crate::metrics::Metrics;
 use author_rights::AuthorRights;
-pub use context::{AUTHOR_RIGHTS, Config, Context, Error, NAMESPACES, PROFILES};
+pub use context::{AUTHOR_RIGHTS, Config, Context, EXCEPTIONS, Error, NAMESPACES, PROFILES};
 use events::EventBatcher;
 use index::ManagedIndex;
 use namespace::CachedNamespace;
 use report::Reports;
 use verified::VerifiedObjects;
 
-/// Fails with a clear message unless the ProductionProfile CRD is installed
-/// and established.
+/// Fails with a clear message unless the ProductionProfile and
+/// ProfileException CRDs are installed and established.
 pub async fn check_crd(client: &Client) -> Result<(), Error> {
-    let name = ProductionProfile::crd_name().to_owned();
+    for name in [ProductionProfile::crd_name(), ProfileException::crd_name()] {
+        check_one_crd(client, name).await?;
+    }
+    Ok(())
+}
+
+async fn check_one_crd(client: &Client, name: &str) -> Result<(), Error> {
+    let name = name.to_owned();
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd = api
         .get_opt(&name)
@@ -107,7 +117,7 @@ pub async fn run(
     // wait on it, and the controller's runner already waits on the
     // namespace store: a second waiter (or a `now_or_never` peek) would
     // steal its wake-up, leaving `/readyz` or the runner stuck.
-    caches.register([PROFILES, NAMESPACES, AUTHOR_RIGHTS]);
+    caches.register([PROFILES, EXCEPTIONS, NAMESPACES, AUTHOR_RIGHTS]);
     caches.register(ManagedKind::ALL.map(ManagedKind::as_str));
 
     let (profiles, profile_writer) = reflector::store::<ProductionProfile>();
@@ -119,6 +129,15 @@ pub async fn run(
     .modify(|p| p.metadata.managed_fields = None)
     .reflect(profile_writer)
     .inspect(mark_listed(&caches, PROFILES));
+    let (exceptions, exception_writer) = reflector::store::<ProfileException>();
+    let exception_events = watcher(
+        Api::<ProfileException>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .modify(|e| e.metadata.managed_fields = None)
+    .reflect(exception_writer)
+    .inspect(mark_listed(&caches, EXCEPTIONS));
     let (namespaces, namespace_writer) = reflector::store::<CachedNamespace>();
     let namespace_events = watcher(
         Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
@@ -142,6 +161,7 @@ pub async fn run(
         client: client.clone(),
         config,
         profiles,
+        exceptions,
         namespaces: namespaces.clone(),
         managed: ManagedIndex::default(),
         verified: VerifiedObjects::default(),
@@ -170,7 +190,10 @@ pub async fn run(
     let namespace_stream = release_departed(ctx.clone(), namespace_events).applied_objects();
 
     let reconcile_all = futures::stream::select(
-        profiles_moving_namespaces(ctx.clone(), profile_events),
+        futures::stream::select(
+            specs_moving_namespaces(ctx.clone(), "profile", profile_events),
+            specs_moving_namespaces(ctx.clone(), "exception", exception_events),
+        ),
         resync_all_rx,
     );
 
@@ -289,24 +312,26 @@ async fn resync_on_leadership(
     }
 }
 
-/// The profile events that may move namespaces. A profile's spec may move
-/// any namespace: reconcile them all. Its status cannot, and the operator
-/// writes status all through a convergence: reconciling every namespace on
-/// each of those writes was quadratic. The status writer looks at every
-/// event, so a status edited by hand is put right.
-fn profiles_moving_namespaces(
+/// The profile (or exception) events that may move namespaces. A spec may
+/// move any namespace: reconcile them all (exceptions are few and rarely
+/// change). Status cannot, and the operator writes status all through a
+/// convergence: reconciling every namespace on each of those writes was
+/// quadratic. The status writer looks at every event, so a status edited
+/// by hand is put right.
+fn specs_moving_namespaces<K: kube::Resource>(
     ctx: Arc<Context>,
-    events: impl futures::Stream<Item = Result<watcher::Event<ProductionProfile>, watcher::Error>>,
+    what: &'static str,
+    events: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
 ) -> impl futures::Stream<Item = ()> {
-    let mut profile_versions = ProfileVersions::default();
+    let mut versions = SpecVersions::default();
     events.filter_map(move |event| {
         future::ready(match event {
             Ok(event) => {
                 ctx.reports.changed.notify_one();
-                profile_versions.moves_namespaces(&event).then_some(())
+                versions.moves_namespaces(&event).then_some(())
             }
             Err(error) => {
-                warn!(%error, "profile watch failed; retrying");
+                warn!(%error, "{what} watch failed; retrying");
                 None
             }
         })
@@ -360,26 +385,26 @@ fn error_policy(namespace: Arc<CachedNamespace>, error: &Error, ctx: Arc<Context
     Action::requeue(delay)
 }
 
-/// The part of each profile that decides what namespaces hold (its uid,
-/// its spec's generation, whether it is being deleted), to tell the profile
-/// events that may move namespaces from status-only ones.
+/// The part of each profile (or exception) that decides what namespaces
+/// hold (its uid, its spec's generation, whether it is being deleted), to
+/// tell the events that may move namespaces from status-only ones.
 #[derive(Debug, Default)]
-struct ProfileVersions {
-    known: HashMap<String, ProfileVersion>,
+struct SpecVersions {
+    known: HashMap<String, SpecVersion>,
     /// Names listed since the last `Init`, while a (re-)list is under way.
     relisted: Option<HashSet<String>>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
-struct ProfileVersion {
+struct SpecVersion {
     uid: Option<String>,
     generation: Option<i64>,
     deleting: bool,
 }
 
-impl ProfileVersions {
+impl SpecVersions {
     /// Records `event`; true when it may change what a namespace holds.
-    fn moves_namespaces(&mut self, event: &watcher::Event<ProductionProfile>) -> bool {
+    fn moves_namespaces<K: kube::Resource>(&mut self, event: &watcher::Event<K>) -> bool {
         match event {
             watcher::Event::Init => {
                 self.relisted = Some(HashSet::new());
@@ -407,18 +432,19 @@ impl ProfileVersions {
         }
     }
 
-    /// True when the profile is new or its spec or deletion changed.
-    fn record(&mut self, profile: &ProductionProfile) -> bool {
-        let version = ProfileVersion {
-            uid: profile.metadata.uid.clone(),
-            generation: profile.metadata.generation,
-            deleting: profile.metadata.deletion_timestamp.is_some(),
+    /// True when the object is new or its spec or deletion changed.
+    fn record<K: kube::Resource>(&mut self, object: &K) -> bool {
+        let meta = object.meta();
+        let version = SpecVersion {
+            uid: meta.uid.clone(),
+            generation: meta.generation,
+            deleting: meta.deletion_timestamp.is_some(),
         };
         // Without a generation (never from a real API server) every event
         // counts as a change.
         let unchanged =
-            version.generation.is_some() && self.known.get(&profile.name_any()) == Some(&version);
-        self.known.insert(profile.name_any(), version);
+            version.generation.is_some() && self.known.get(&object.name_any()) == Some(&version);
+        self.known.insert(object.name_any(), version);
         !unchanged
     }
 }
@@ -559,11 +585,11 @@ mod tests {
 
     #[test]
     fn only_spec_identity_and_deletion_move_namespaces() {
-        let mut versions = ProfileVersions::default();
-        assert!(!versions.moves_namespaces(&Event::Init));
+        let mut versions = SpecVersions::default();
+        assert!(!versions.moves_namespaces(&Event::<ProductionProfile>::Init));
         assert!(!versions.moves_namespaces(&Event::InitApply(profile("a", "u1", 1))));
         assert!(
-            versions.moves_namespaces(&Event::InitDone),
+            versions.moves_namespaces(&Event::<ProductionProfile>::InitDone),
             "the first list"
         );
 
@@ -593,7 +619,7 @@ mod tests {
 
     #[test]
     fn a_relist_forgets_profiles_it_no_longer_lists() {
-        let mut versions = ProfileVersions::default();
+        let mut versions = SpecVersions::default();
         for event in [
             Event::Init,
             Event::InitApply(profile("a", "u1", 1)),
@@ -603,9 +629,9 @@ mod tests {
             versions.moves_namespaces(&event);
         }
         // After a 410 the watch re-lists; `b` was deleted meanwhile.
-        versions.moves_namespaces(&Event::Init);
+        versions.moves_namespaces(&Event::<ProductionProfile>::Init);
         versions.moves_namespaces(&Event::InitApply(profile("a", "u1", 1)));
-        assert!(versions.moves_namespaces(&Event::InitDone));
+        assert!(versions.moves_namespaces(&Event::<ProductionProfile>::InitDone));
         assert!(!versions.moves_namespaces(&Event::Apply(profile("a", "u1", 1))));
         assert!(
             versions.moves_namespaces(&Event::Apply(profile("b", "u2", 1))),

@@ -19,10 +19,15 @@
 //! ([`super::author_rights`]), Enforce holds back what would grant: a
 //! RoleBinding to write or a Pod Security level to lower is planned as
 //! [`Step::Held`] / [`LabelStep::Held`], reported and not written.
+//!
+//! Exceptions in force for the namespace ([`crate::exception`]) are applied
+//! to the profile before it is rendered: a waived control is planned as a
+//! section removed from the profile.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use serde_json::{Value, json};
 
@@ -31,10 +36,12 @@ use super::compare::{comparable_part, desired_matches_live};
 use super::index::{LiveObject, ObjectKey};
 use super::namespace::CachedNamespace;
 use super::report::Problem;
+use crate::api::exception::ProfileException;
 use crate::api::{
     DELETION_POLICY_ANNOTATION, DeletionPolicy, Mode, POD_SECURITY_ANNOTATION, PROFILE_LABEL,
     ProductionProfile,
 };
+use crate::exception::{ExceptionSettings, InForce, covering, waived_spec};
 use crate::kind::ManagedKind;
 use crate::namespace::NamespaceInfo;
 use crate::reason::Reason;
@@ -219,6 +226,9 @@ pub struct NamespacePlan {
     pub labels: LabelStep,
     /// Why grants are held back, when they are.
     pub held_because: Option<String>,
+    /// The exceptions in force for the namespace (their waivers are
+    /// already taken out of `objects` and `labels`).
+    pub exceptions: InForce,
 }
 
 /// What baseliner remembers of its own reads and writes (see
@@ -251,8 +261,14 @@ pub struct PlanInput<'a> {
     /// Whether the API server serves Velero Schedules (`false` when Velero
     /// is known not to be installed).
     pub schedules_served: bool,
-    /// Whether baseliner may grant (the author-rights policy).
+    /// Whether baseliner may grant (the author-rights policy). Exceptions
+    /// are honoured only while it may: lifting a control is guarded by the
+    /// same policy.
     pub grants: &'a AuthorRights,
+    /// Every exception, and the moment and bounds to judge them by.
+    pub exceptions: &'a [Arc<ProfileException>],
+    pub now: Timestamp,
+    pub exception_settings: &'a ExceptionSettings,
 }
 
 /// Plans one namespace's reconcile.
@@ -268,6 +284,7 @@ pub fn plan_namespace(input: &PlanInput, verified: &impl VerifiedRecord) -> Name
         objects: Vec::new(),
         labels: LabelStep::InSync,
         held_because: None,
+        exceptions: InForce::default(),
     };
     if plan.terminating {
         return plan;
@@ -301,7 +318,25 @@ fn plan_owned(
 ) {
     let strategy = Strategy::new(profile.spec.mode, input.grants);
     let profile_name = profile.name_any();
-    let rendered = render_namespace(profile, info, input.render);
+    if input.grants.allows_grants() {
+        plan.exceptions = covering(
+            input.exceptions,
+            profile,
+            info,
+            input.now,
+            input.exception_settings,
+        );
+    }
+    let rendered = if plan.exceptions.is_empty() {
+        render_namespace(profile, info, input.render)
+    } else {
+        let waived = ProductionProfile {
+            metadata: profile.metadata.clone(),
+            spec: waived_spec(&profile.spec, &plan.exceptions.exceptions),
+            status: None,
+        };
+        render_namespace(&waived, info, input.render)
+    };
     let orphan = profile.spec.deletion_policy == DeletionPolicy::Orphan;
 
     let mut desired: BTreeMap<ObjectKey, Value> = BTreeMap::new();

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use futures::future::join_all;
 use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -59,6 +60,7 @@ pub async fn reconcile_namespace(
         ctx.managed.objects_serving(&namespace.name_any())
     };
     let grants = ctx.author_rights.borrow().clone();
+    let exceptions = ctx.exceptions.state();
     let input = PlanInput {
         namespace: &namespace,
         profiles: &profiles,
@@ -67,6 +69,9 @@ pub async fn reconcile_namespace(
         live: &live,
         schedules_served: ctx.managed.state(ManagedKind::Schedule) != Some(WatchState::NotServed),
         grants: &grants,
+        exceptions: &exceptions,
+        now: Timestamp::now(),
+        exception_settings: &ctx.config.exceptions,
     };
     let plan = plan_namespace(&input, &ctx.verified);
     if plan.terminating {
@@ -78,8 +83,10 @@ pub async fn reconcile_namespace(
         owner: plan.owner.as_ref().map(|owner| owner.profile.clone()),
         generation: plan.owner.as_ref().map_or(0, |owner| owner.generation),
         conflicts: plan.conflicts.clone(),
+        exceptions: plan.exceptions.names(),
         ..NamespaceReport::default()
     };
+    let next = next_reconcile(ctx.config.resync, plan.exceptions.ends, input.now);
     let result = execute(&ctx, &namespace, plan, &mut report).await;
     if let Err(error) = &result {
         report
@@ -87,7 +94,22 @@ pub async fn reconcile_namespace(
             .push(Problem::new(Reason::ApiError, error.to_string()));
     }
     ctx.reports.record(&namespace.name_any(), report);
-    result.map(|()| Action::requeue(ctx.config.resync))
+    result.map(|()| Action::requeue(next))
+}
+
+/// When to reconcile a namespace again: at the resync, or just after the
+/// first of its exceptions ends, so the control is back at that moment
+/// rather than at the next resync.
+fn next_reconcile(
+    resync: std::time::Duration,
+    exception_ends: Option<Timestamp>,
+    now: Timestamp,
+) -> std::time::Duration {
+    // Timestamps have whole seconds; a little after the expiry it is over.
+    const AFTER_EXPIRY: std::time::Duration = std::time::Duration::from_millis(50);
+    exception_ends
+        .and_then(|ends| std::time::Duration::try_from(ends.duration_since(now)).ok())
+        .map_or(resync, |until| resync.min(until + AFTER_EXPIRY))
 }
 
 /// Carries a plan out and reports what happened. The first API error is

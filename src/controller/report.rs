@@ -33,12 +33,20 @@ pub struct NamespaceReport {
     pub generation: i64,
     /// Profiles that select the namespace but lost it to `owner`.
     pub conflicts: Vec<String>,
+    /// The owner's exceptions in force there (see [`crate::exception`]).
+    pub exceptions: Vec<String>,
     pub problems: Vec<Problem>,
 }
 
 impl NamespaceReport {
+    /// The namespace holds the baseline (as its exceptions leave it).
     pub fn is_compliant(&self) -> bool {
         self.problems.is_empty()
+    }
+
+    /// Compliant only by exception: some control is waived.
+    pub fn is_excepted(&self) -> bool {
+        self.is_compliant() && !self.exceptions.is_empty()
     }
 }
 

@@ -5,7 +5,7 @@
 //! status only when it differs from the one the profile already has, and
 //! sends the Events gathered meanwhile, one per profile and reason.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,11 +18,13 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::Context;
+use super::exceptions::write_exception_statuses;
 use super::report::NamespaceReport;
 use crate::api::{
     MANAGER_NAME, MAX_REPORTED_NAMESPACES, NamespaceProblem, ProductionProfile,
     ProductionProfileStatus,
 };
+use crate::exception::covers;
 use crate::namespace::NamespaceInfo;
 use crate::reason::Reason;
 use crate::selection::decide_owner;
@@ -49,6 +51,7 @@ pub fn compute_status(
     let Tally {
         current,
         compliant,
+        excepted,
         mut problems,
     } = tally(&name, generation, owned, reports);
     for (namespace, winner) in selected_but_lost {
@@ -75,7 +78,7 @@ pub fn compute_status(
         previous.observed_generation
     };
     let (ready, ready_reason, ready_message) =
-        ready_condition(profile.spec.mode, current, compliant, owned.len());
+        ready_condition(profile.spec.mode, current, compliant, excepted, owned.len());
     let reconciling = reconciling_condition(current, owned.len(), generation);
     let stalled = match (&stalled_by, reconciled && any_owned_problem) {
         (Some(problem), true) => (
@@ -113,6 +116,7 @@ pub fn compute_status(
         conditions,
         matched_namespaces: owned.len() as i32,
         compliant_namespaces: compliant as i32,
+        excepted_namespaces: excepted as i32,
         non_compliant: problems,
     }
 }
@@ -121,8 +125,11 @@ pub fn compute_status(
 struct Tally {
     /// Namespaces reconciled for this profile at its current generation.
     current: usize,
-    /// Of those, the compliant ones.
+    /// Of those, the compliant ones, with no exception in force.
     compliant: usize,
+    /// Of those, the ones that comply only because exceptions waive
+    /// controls.
+    excepted: usize,
     /// The first problem of each of the others.
     problems: Vec<NamespaceProblem>,
 }
@@ -136,6 +143,7 @@ fn tally(
     let mut tally = Tally {
         current: 0,
         compliant: 0,
+        excepted: 0,
         problems: Vec::new(),
     };
     for namespace in owned {
@@ -145,7 +153,9 @@ fn tally(
             continue;
         };
         tally.current += 1;
-        if report.is_compliant() {
+        if report.is_excepted() {
+            tally.excepted += 1;
+        } else if report.is_compliant() {
             tally.compliant += 1;
         } else if let Some(first) = report.problems.first() {
             let more = report.problems.len() - 1;
@@ -167,27 +177,35 @@ fn tally(
 /// A condition's status, reason and message.
 type ConditionValue = (&'static str, &'static str, String);
 
-/// Ready: every owned namespace reconciled and compliant.
+/// Ready: every owned namespace reconciled and compliant (some perhaps by
+/// exception).
 fn ready_condition(
     mode: crate::api::Mode,
     current: usize,
     compliant: usize,
+    excepted: usize,
     owned: usize,
 ) -> ConditionValue {
     let reconciled = current == owned;
+    let by_exception = if excepted > 0 {
+        format!(", {excepted} of them by exception")
+    } else {
+        String::new()
+    };
     if !reconciled {
         (
             "False",
             Reason::Progressing.as_str(),
             format!("{current} of {} namespaces reconciled", owned),
         )
-    } else if compliant == owned {
+    } else if compliant + excepted == owned {
         (
             "True",
             Reason::Compliant.as_str(),
-            format!("all {} namespaces comply", owned),
+            format!("all {owned} namespaces comply{by_exception}"),
         )
     } else {
+        let compliant = compliant + excepted;
         let reason = if mode == crate::api::Mode::Audit {
             Reason::Drifted
         } else {
@@ -196,7 +214,7 @@ fn ready_condition(
         (
             "False",
             reason.as_str(),
-            format!("{compliant} of {} namespaces comply", owned),
+            format!("{compliant} of {owned} namespaces comply{by_exception}"),
         )
     }
 }
@@ -269,31 +287,43 @@ fn condition(
 /// Keeps every profile's status current and sends gathered Events, until
 /// the process stops.
 pub async fn run_status_writer(ctx: Arc<Context>, recorder: Recorder) {
+    let mut wake = ctx.config.resync;
     loop {
         tokio::select! {
             () = ctx.reports.changed.notified() => {}
-            () = tokio::time::sleep(ctx.config.resync) => {}
+            () = tokio::time::sleep(wake) => {}
         }
         // Let a burst of reconciles settle into one pass.
         tokio::time::sleep(STATUS_INTERVAL).await;
+        wake = ctx.config.resync;
         // Before every cache is listed, counts would be wrong (a namespace
         // not listed yet looks unmatched): say nothing rather than that.
         if !ctx.is_leader() || !ctx.caches.is_ready() {
             continue;
         }
-        write_statuses(&ctx).await;
+        let next_change = write_statuses(&ctx, &recorder).await;
+        // An exception's phase changes at set times, with no event to wake us.
+        if let Some(until) =
+            next_change.and_then(|at| Duration::try_from(at.duration_since(Timestamp::now())).ok())
+        {
+            wake = wake.min(until);
+        }
         send_events(&ctx, &recorder).await;
     }
 }
 
-async fn write_statuses(ctx: &Context) {
+/// Writes every profile's and exception's status where it changed; gives
+/// back when an exception's phase next changes.
+async fn write_statuses(ctx: &Context, recorder: &Recorder) -> Option<Timestamp> {
     let profiles = ctx.profiles.state();
     let names: Vec<String> = profiles.iter().map(|p| p.name_any()).collect();
     ctx.metrics.retain_profiles(&names);
     let namespaces = ctx.namespaces.state();
+    let exceptions = ctx.exceptions.state();
     let reports = ctx.reports.snapshot();
     let mut owned: HashMap<String, Vec<String>> = HashMap::new();
     let mut lost: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    let mut covered: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for namespace in &namespaces {
         if namespace.is_terminating() {
             continue;
@@ -308,10 +338,17 @@ async fn write_statuses(ctx: &Context) {
             &ctx.config.selection,
         );
         if let Some(owner) = ownership.owner {
-            owned
-                .entry(owner.name_any())
-                .or_default()
-                .push(info.name.clone());
+            let owner_name = owner.name_any();
+            for exception in exceptions
+                .iter()
+                .filter(|e| e.spec.profile == owner_name && covers(e, &info))
+            {
+                covered
+                    .entry(exception.name_any())
+                    .or_default()
+                    .push(info.name.clone());
+            }
+            owned.entry(owner_name).or_default().push(info.name.clone());
             for loser in ownership.conflicts {
                 lost.entry(loser.name_any())
                     .or_default()
@@ -319,6 +356,14 @@ async fn write_statuses(ctx: &Context) {
             }
         }
     }
+    for names in covered.values_mut() {
+        names.sort();
+    }
+    let existing: HashSet<String> = namespaces.iter().map(|n| n.name_any()).collect();
+    let pass =
+        write_exception_statuses(ctx, recorder, &covered, |name| existing.contains(name)).await;
+    ctx.metrics.set_exception_counts(pass.counts);
+
     let now = Time(Timestamp::now());
     for profile in profiles
         .iter()
@@ -337,6 +382,7 @@ async fn write_statuses(ctx: &Context) {
             &name,
             status.matched_namespaces,
             status.compliant_namespaces,
+            status.excepted_namespaces,
         );
         if profile.status.as_ref() == Some(&status) {
             continue;
@@ -361,6 +407,7 @@ async fn write_statuses(ctx: &Context) {
             Err(error) => warn!(profile = %name, %error, "writing status failed"),
         }
     }
+    pass.next_change
 }
 
 async fn send_events(ctx: &Context, recorder: &Recorder) {
@@ -429,6 +476,7 @@ mod tests {
             owner: Some(owner.to_owned()),
             generation,
             conflicts: vec![],
+            exceptions: vec![],
             problems: problems
                 .iter()
                 .map(|(r, m)| Problem::new(r.parse().expect("a reason"), *m))
@@ -591,6 +639,45 @@ mod tests {
                 .count();
             assert_eq!(conflicts, case.lost.len(), "{}", case.name);
         }
+    }
+
+    #[test]
+    fn excepted_namespaces_count_apart_and_still_make_ready() {
+        let p = profile(2, "Enforce");
+        let owned = vec!["a".to_owned(), "b".to_owned(), "c".to_owned()];
+        let excepted = |problems: &[(&str, &str)]| NamespaceReport {
+            exceptions: vec!["legacy".to_owned()],
+            ..report("prod", 2, problems)
+        };
+        let reports: HashMap<String, NamespaceReport> = [
+            ("a", report("prod", 2, &[])),
+            ("b", excepted(&[])),
+            ("c", excepted(&[])),
+        ]
+        .into_iter()
+        .map(|(n, r)| (n.to_owned(), r))
+        .collect();
+        let status = compute_status(&p, &owned, &[], &reports, &now());
+        assert_eq!(
+            (status.compliant_namespaces, status.excepted_namespaces),
+            (1, 2)
+        );
+        assert_eq!(condition_status(&status, "Ready"), ("True", "Compliant"));
+        let ready = status.conditions.iter().find(|c| c.type_ == "Ready");
+        assert!(
+            ready.is_some_and(|c| c.message.contains("2 of them by exception")),
+            "{ready:?}"
+        );
+
+        // An excepted namespace that drifted is not compliant at all.
+        let mut reports = reports;
+        reports.insert("c".to_owned(), excepted(&[("ApiError", "timeout")]));
+        let status = compute_status(&p, &owned, &[], &reports, &now());
+        assert_eq!(
+            (status.compliant_namespaces, status.excepted_namespaces),
+            (1, 1)
+        );
+        assert_eq!(condition_status(&status, "Ready").0, "False");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use super::snapshot::Snapshot;
 use crate::api::ProductionProfile;
+use crate::api::exception::ProfileException;
 use crate::controller::author_rights::AuthorRights;
 use crate::controller::compare::{comparable_part, desired_matches_live};
 use crate::controller::index::{LiveObject, ObjectKey};
@@ -24,8 +25,10 @@ use crate::controller::plan::{
     LabelStep, NamespacePlan, PlanInput, Step, VerifiedRecord, decide_after_read,
     owned_pod_security_labels, plan_namespace,
 };
+use crate::exception::ExceptionSettings;
 use crate::render::RenderOptions;
 use crate::selection::SelectionContext;
+use k8s_openapi::jiff::Timestamp;
 
 /// The operator's settings a plan depends on (its `run` flags).
 #[derive(Clone, Debug, Default)]
@@ -36,6 +39,10 @@ pub struct Settings {
     pub selection: SelectionContext,
     /// `--unsafe-grant-without-author-rights-policy`.
     pub grants_waived: bool,
+    /// `--max-exception-days`.
+    pub exceptions: ExceptionSettings,
+    /// The moment exceptions are judged at.
+    pub now: Timestamp,
 }
 
 /// One field that differs between what baseliner applies and what is there.
@@ -128,6 +135,7 @@ impl VerifiedRecord for NothingVerified {
 pub fn namespace_outcome(
     snapshot: &Snapshot,
     profiles: &[Arc<ProductionProfile>],
+    exceptions: &[Arc<ProfileException>],
     settings: &Settings,
     namespace: &CachedNamespace,
     live: &BTreeMap<ObjectKey, LiveObject>,
@@ -145,6 +153,9 @@ pub fn namespace_outcome(
         live,
         schedules_served: snapshot.schedules_served,
         grants: &grants,
+        exceptions,
+        now: settings.now,
+        exception_settings: &settings.exceptions,
     };
     let plan = plan_namespace(&input, &NothingVerified);
     let strategy = plan.owner.as_ref().map(|owner| owner.strategy);

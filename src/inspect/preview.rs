@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use super::outcome::{FieldChange, NamespaceOutcome, ObjectOutcome, Settings, namespace_outcome};
 use super::snapshot::Snapshot;
+use crate::api::exception::ProfileException;
 use crate::api::{Mode, ProductionProfile};
 use crate::controller::plan::{LabelStep, Step};
 use crate::kind::ManagedKind;
@@ -261,9 +262,36 @@ pub fn apply_profiles(
 }
 
 /// The preview of replacing the snapshot's profiles with `after`.
+/// The exceptions after applying `files` over `live` as `kubectl apply`
+/// would: same name replaced, new ones created (stamped as created now, so
+/// their expiry is judged as the operator will judge it).
+pub fn apply_exceptions(
+    live: &[Arc<ProfileException>],
+    files: &[ProfileException],
+    now: k8s_openapi::jiff::Timestamp,
+) -> Vec<Arc<ProfileException>> {
+    let mut after: Vec<Arc<ProfileException>> = live
+        .iter()
+        .filter(|e| !files.iter().any(|f| f.name_any() == e.name_any()))
+        .cloned()
+        .collect();
+    for file in files {
+        let mut applied = file.clone();
+        let existing = live.iter().find(|e| e.name_any() == file.name_any());
+        applied.metadata.creation_timestamp = Some(
+            existing
+                .and_then(|e| e.metadata.creation_timestamp.clone())
+                .unwrap_or(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now)),
+        );
+        after.push(Arc::new(applied));
+    }
+    after
+}
+
 pub fn preview(
     snapshot: &Snapshot,
     after: &[ProductionProfile],
+    after_exceptions: &[Arc<ProfileException>],
     profiles: Vec<ProfilePreview>,
     settings: &Settings,
 ) -> Preview {
@@ -287,9 +315,22 @@ pub fn preview(
     // One namespace at a time: its two outcomes hold every object's body.
     for (name, namespace) in &snapshot.namespaces {
         let live = serving.remove(name.as_str()).unwrap_or_default();
-        let before = &namespace_outcome(snapshot, &before_profiles, settings, namespace, &live);
-        let after_outcome =
-            &namespace_outcome(snapshot, &after_profiles, settings, namespace, &live);
+        let before = &namespace_outcome(
+            snapshot,
+            &before_profiles,
+            &snapshot.exceptions,
+            settings,
+            namespace,
+            &live,
+        );
+        let after_outcome = &namespace_outcome(
+            snapshot,
+            &after_profiles,
+            after_exceptions,
+            settings,
+            namespace,
+            &live,
+        );
         let previewed = namespace_preview(before, after_outcome);
         let owner_before = owner(&snapshot.profiles, before);
         let owner_after = owner(after, after_outcome);
@@ -573,7 +614,7 @@ mod tests {
             &format!("{QUOTA}  podSecurity: {{enforce: restricted}}\n"),
         )];
         let (after, profiles) = apply_profiles(&snapshot.profiles, &files, false);
-        let preview = super::preview(&snapshot, &after, profiles, &settings);
+        let preview = super::preview(&snapshot, &after, &snapshot.exceptions, profiles, &settings);
         assert!(preview.has_changes());
         assert_eq!(preview.namespaces.len(), 1);
         let shop = &preview.namespaces[0];
@@ -600,7 +641,7 @@ mod tests {
 
         let audit = [profile("p", 0, &format!("{QUOTA}  mode: Audit\n"))];
         let (after, profiles) = apply_profiles(&snapshot.profiles, &audit, false);
-        let preview = super::preview(&snapshot, &after, profiles, &settings);
+        let preview = super::preview(&snapshot, &after, &snapshot.exceptions, profiles, &settings);
         let shop = &preview.namespaces[0];
         assert_eq!(shop.objects[0].action, Action::Report);
         assert!(!shop.objects[0].action.writes());
@@ -612,11 +653,46 @@ mod tests {
         let live = profile("p", 2, QUOTA);
         let snapshot = snapshot(vec![live.clone()]);
         let (after, profiles) = apply_profiles(&snapshot.profiles, &[live], false);
-        let preview = super::preview(&snapshot, &after, profiles, &Settings::default());
+        let preview = super::preview(
+            &snapshot,
+            &after,
+            &snapshot.exceptions,
+            profiles,
+            &Settings::default(),
+        );
         // The quota is missing, but it was before too: pending drift, not
         // this change's doing.
         assert!(preview.namespaces.is_empty(), "{:?}", preview.namespaces);
         assert_eq!(preview.summary.unrelated_pending, 1);
         assert!(!preview.has_changes());
+    }
+
+    #[test]
+    fn an_exception_in_the_files_is_planned_with_the_profile() {
+        let live = profile("p", 2, QUOTA);
+        let snapshot = snapshot(vec![live.clone()]);
+        let settings = Settings {
+            now: "2026-12-02T00:00:00Z".parse().expect("a timestamp"),
+            ..Settings::default()
+        };
+        let exception: ProfileException = serde_saphyr::from_str(
+            "apiVersion: baseliner.dev/v1alpha1\nkind: ProfileException\nmetadata: {name: more-pods}\nspec: {profile: p, namespaces: {names: [shop]}, reason: migration, expires: '2026-12-20T00:00:00Z', replace: {resourceQuota: {hard: {pods: '20'}}}}",
+        )
+        .expect("an exception");
+        let (after, profiles) = apply_profiles(&snapshot.profiles, &[live], false);
+        let exceptions = apply_exceptions(&snapshot.exceptions, &[exception], settings.now);
+        assert!(exceptions[0].metadata.creation_timestamp.is_some());
+        let preview = super::preview(&snapshot, &after, &exceptions, profiles, &settings);
+        assert_eq!(preview.namespaces.len(), 1, "{:?}", preview.namespaces);
+        let quota = &preview.namespaces[0].objects[0];
+        assert_eq!(quota.name, "baseliner-quota");
+        assert!(
+            quota.action == Action::Create && !quota.pending,
+            "the quota is created with the replaced value, a change of the files: {quota:?}"
+        );
+        // Without the exception the same quota would be pending drift only.
+        let (after, profiles) = apply_profiles(&snapshot.profiles, &[], false);
+        let preview = super::preview(&snapshot, &after, &snapshot.exceptions, profiles, &settings);
+        assert!(preview.namespaces.is_empty());
     }
 }

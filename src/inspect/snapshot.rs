@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use k8s_openapi::api::admissionregistration::v1::{
     ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
@@ -19,8 +20,9 @@ use kube::{Client, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::api::exception::ProfileException;
 use crate::api::{MANAGED_BY_LABEL, MANAGER_NAME, NAMESPACE_LABEL, ProductionProfile};
-use crate::controller::author_rights::{AuthorRights, POLICY_NAME, assess};
+use crate::controller::author_rights::{AuthorRights, POLICY_NAMES, assess_all};
 use crate::controller::index::{LiveObject, ObjectKey, describe_object};
 use crate::controller::namespace::CachedNamespace;
 use crate::kind::ManagedKind;
@@ -60,6 +62,8 @@ pub struct Snapshot {
     pub namespaces: BTreeMap<String, CachedNamespace>,
     /// Every ProductionProfile.
     pub profiles: Vec<ProductionProfile>,
+    /// Every ProfileException (none when its CRD is not installed).
+    pub exceptions: Vec<Arc<ProfileException>>,
     /// Every object carrying the managed-by label.
     pub objects: BTreeMap<ObjectKey, ListedObject>,
     /// Whether the API server serves Velero Schedules.
@@ -112,7 +116,7 @@ impl Error {
                     " (is the ProductionProfile CRD installed? `make install` or `kubectl apply -f crds/`)"
                 }
                 kube::Error::Api(status) if status.code == 403 => {
-                    " (reading the cluster needs get and list on namespaces, productionprofiles, the managed kinds, validatingadmissionpolicies and their bindings, and events: the ClusterRole baseliner-reader in config/rbac grants exactly that)"
+                    " (reading the cluster needs get and list on namespaces, productionprofiles, profileexceptions, the managed kinds, validatingadmissionpolicies and their bindings, and events: the ClusterRole baseliner-reader in config/rbac grants exactly that)"
                 }
                 _ => "",
             };
@@ -198,6 +202,23 @@ impl Snapshot {
             })
             .collect();
 
+        let exceptions = list_all(
+            &Api::<ProfileException>::all(client.clone()),
+            ListParams::default(),
+            &mut requests,
+        )
+        .await;
+        snapshot.exceptions = match exceptions {
+            Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
+            other => other.map_err(Error::request("list", "profileexceptions"))?,
+        }
+        .into_iter()
+        .map(|mut exception| {
+            exception.metadata.managed_fields = None;
+            Arc::new(exception)
+        })
+        .collect();
+
         snapshot.schedules_served = true;
         for kind in ManagedKind::ALL {
             let managed = format!("{MANAGED_BY_LABEL}={MANAGER_NAME}");
@@ -236,24 +257,29 @@ impl Snapshot {
             }
         }
 
-        requests += 2;
-        let policy = Api::<ValidatingAdmissionPolicy>::all(client.clone())
-            .get_opt(POLICY_NAME)
-            .await
-            .map_err(Error::request(
-                "get",
-                format!("validatingadmissionpolicy {POLICY_NAME}"),
-            ))?;
-        let binding = Api::<ValidatingAdmissionPolicyBinding>::all(client.clone())
-            .get_opt(POLICY_NAME)
-            .await
-            .map_err(Error::request(
-                "get",
-                format!("validatingadmissionpolicybinding {POLICY_NAME}"),
-            ))?;
-        let policy = policy.and_then(|p| serde_json::to_value(p).ok());
-        let binding = binding.and_then(|b| serde_json::to_value(b).ok());
-        snapshot.author_rights = assess(policy.as_ref(), binding.as_ref());
+        let mut installed = Vec::new();
+        for name in POLICY_NAMES {
+            requests += 2;
+            let policy = Api::<ValidatingAdmissionPolicy>::all(client.clone())
+                .get_opt(name)
+                .await
+                .map_err(Error::request(
+                    "get",
+                    format!("validatingadmissionpolicy {name}"),
+                ))?;
+            let binding = Api::<ValidatingAdmissionPolicyBinding>::all(client.clone())
+                .get_opt(name)
+                .await
+                .map_err(Error::request(
+                    "get",
+                    format!("validatingadmissionpolicybinding {name}"),
+                ))?;
+            installed.push((
+                policy.and_then(|p| serde_json::to_value(p).ok()),
+                binding.and_then(|b| serde_json::to_value(b).ok()),
+            ));
+        }
+        snapshot.author_rights = assess_all(&installed);
         snapshot.requests = requests;
         Ok(snapshot)
     }

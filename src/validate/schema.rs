@@ -220,6 +220,15 @@ impl SchemaChecker {
             let message = format!("must be at most {max} characters, not {length}");
             self.report(path, message, true);
         }
+        // The one string format the CRDs use; the API server checks it.
+        if schema.get("format").and_then(Value::as_str) == Some("date-time")
+            && text.parse::<k8s_openapi::jiff::Timestamp>().is_err()
+        {
+            let message = format!(
+                "invalid value {text:?}: must be a date-time (RFC 3339) such as 2027-01-31T00:00:00Z"
+            );
+            self.report(path, message, true);
+        }
         if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
             match self.regex(pattern) {
                 Some(regex) if regex.is_match(text) => {}

@@ -110,6 +110,9 @@ fn plan_with(
         live,
         schedules_served: true,
         grants: &AuthorRights::Enforced,
+        exceptions: &[],
+        now: Timestamp::now(),
+        exception_settings: &ExceptionSettings::default(),
     };
     plan_namespace(&input, record)
 }
@@ -622,6 +625,9 @@ fn problems_conflicts_and_missing_velero() {
         live: &BTreeMap::new(),
         schedules_served: false,
         grants: &AuthorRights::Enforced,
+        exceptions: &[],
+        now: Timestamp::now(),
+        exception_settings: &ExceptionSettings::default(),
     };
     let plan = plan_namespace(&input, &Record::default());
     assert_eq!(
@@ -726,6 +732,9 @@ fn plan_without_policy(
         live,
         schedules_served: true,
         grants: &grants,
+        exceptions: &[],
+        now: Timestamp::now(),
+        exception_settings: &ExceptionSettings::default(),
     };
     plan_namespace(&input, &Record::default())
 }
@@ -835,4 +844,100 @@ fn lowering_pod_security_is_held_while_the_author_rights_policy_is_missing() {
     );
     let plan = plan_without_policy(&unowned, &[], &none);
     assert!(held(&plan.labels), "{:?}", plan.labels);
+}
+
+fn exception(yaml: &str) -> Arc<ProfileException> {
+    let yaml = format!(
+        "apiVersion: baseliner.dev/v1alpha1\nkind: ProfileException\nmetadata: {{name: legacy, creationTimestamp: '2026-12-01T00:00:00Z'}}\nspec: {{profile: prod, namespaces: {{names: [shop]}}, reason: migration, expires: '2026-12-20T00:00:00Z', {yaml}}}"
+    );
+    Arc::new(serde_saphyr::from_str(&yaml).unwrap_or_else(|e| panic!("fixture: {e}\n{yaml}")))
+}
+
+#[test]
+fn exceptions_in_force_waive_and_replace_and_end_on_time() {
+    let owner = profile("prod", &format!("{QUOTA}{BINDING}{LABELS}"));
+    let profiles = [owner];
+    let exceptions = [exception(
+        "waive: {roleBindings: [view], podSecurity: true}, replace: {resourceQuota: {hard: {pods: '20'}}}",
+    )];
+    let live = BTreeMap::from([(binding(), live("prod", false))]);
+    let owned = namespace(
+        json!({"tier": "prod", "pod-security.kubernetes.io/enforce": "restricted"}),
+        json!({POD_SECURITY_ANNOTATION: "pod-security.kubernetes.io/enforce", PROFILE_LABEL: "prod", DELETION_POLICY_ANNOTATION: "Delete"}),
+    );
+    let plan_at = |now: &str, grants: &AuthorRights| {
+        let input = PlanInput {
+            namespace: &owned,
+            profiles: &profiles,
+            selection: &SelectionContext::default(),
+            render: &RenderOptions::default(),
+            live: &live,
+            schedules_served: true,
+            grants,
+            exceptions: &exceptions,
+            now: now.parse().expect("a timestamp"),
+            exception_settings: &ExceptionSettings::default(),
+        };
+        plan_namespace(&input, &Record::default())
+    };
+
+    let plan = plan_at("2026-12-02T00:00:00Z", &AuthorRights::Enforced);
+    assert_eq!(plan.exceptions.names(), ["legacy"]);
+    assert_eq!(
+        plan.exceptions.ends,
+        Some("2026-12-20T00:00:00Z".parse().expect("a timestamp"))
+    );
+    assert_eq!(
+        steps(&plan),
+        [
+            ("baseliner-quota".to_owned(), Step::Create),
+            ("baseliner-view".to_owned(), Step::Prune),
+        ],
+        "the waived binding is pruned, the quota kept"
+    );
+    let quota_body = plan.objects[0]
+        .desired
+        .as_ref()
+        .expect("desired")
+        .body
+        .clone();
+    assert_eq!(
+        quota_body["spec"]["hard"]["pods"], "20",
+        "the replacement value"
+    );
+    assert!(
+        matches!(plan.labels, LabelStep::Release { orphan: false, .. }),
+        "waived Pod Security labels are given up: {:?}",
+        plan.labels
+    );
+
+    // At the expiry the profile applies whole again.
+    let plan = plan_at("2026-12-20T00:00:00Z", &AuthorRights::Enforced);
+    assert!(plan.exceptions.is_empty());
+    assert_eq!(
+        steps(&plan),
+        [
+            ("baseliner-quota".to_owned(), Step::Create),
+            ("baseliner-view".to_owned(), Step::NeedsRead),
+        ]
+    );
+    assert_eq!(
+        plan.objects[0].desired.as_ref().expect("desired").body["spec"]["hard"]["pods"],
+        "10"
+    );
+    assert!(
+        matches!(&plan.labels, LabelStep::Apply { body, .. }
+            if body["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"),
+        "Pod Security is set again: {:?}",
+        plan.labels
+    );
+
+    // Without the author-rights policy no exception is honoured.
+    let held = AuthorRights::NotEnforced("not installed".to_owned());
+    let plan = plan_at("2026-12-02T00:00:00Z", &held);
+    assert!(plan.exceptions.is_empty());
+    assert_eq!(
+        plan.objects[0].desired.as_ref().expect("desired").body["spec"]["hard"]["pods"],
+        "10"
+    );
 }

@@ -81,9 +81,17 @@ fn expected_operator_rights(with_lease: bool) -> BTreeSet<(String, String, Strin
         ("productionprofiles.baseliner.dev", "", "list"),
         ("productionprofiles.baseliner.dev", "", "watch"),
         ("productionprofiles.baseliner.dev/status", "", "patch"),
+        ("profileexceptions.baseliner.dev", "", "list"),
+        ("profileexceptions.baseliner.dev", "", "watch"),
+        ("profileexceptions.baseliner.dev/status", "", "patch"),
         (
             "customresourcedefinitions.apiextensions.k8s.io",
             "productionprofiles.baseliner.dev",
+            "get",
+        ),
+        (
+            "customresourcedefinitions.apiextensions.k8s.io",
+            "profileexceptions.baseliner.dev",
             "get",
         ),
         ("namespaces", "", "list"),
@@ -101,6 +109,7 @@ fn expected_operator_rights(with_lease: bool) -> BTreeSet<(String, String, Strin
     ] {
         for verb in ["get", "list", "watch"] {
             rows.push((resource, "baseliner-author-rights", verb));
+            rows.push((resource, "baseliner-exception-rights", verb));
         }
     }
     let managed = [
