@@ -109,6 +109,7 @@ pub(super) fn status_style(status: Status) -> anstyle::Style {
     use anstyle::AnsiColor;
     match status.tone() {
         "good" => AnsiColor::Green.on_default(),
+        "excepted" => AnsiColor::Cyan.on_default(),
         "partial" => AnsiColor::Yellow.on_default(),
         "bad" => AnsiColor::Red.on_default(),
         _ => anstyle::Style::new().dimmed(),
@@ -125,12 +126,13 @@ pub fn table(report: &ComplianceReport) -> String {
     let mut text = format!("Compliance report, {}\n", report.generated_at);
     for profile in &report.profiles {
         text.push_str(&format!(
-            "\nProfile {} ({:?}, priority {}): {}/{} namespaces compliant\n",
+            "\nProfile {} ({:?}, priority {}): {}/{} namespaces compliant{}\n",
             profile.name,
             profile.mode,
             profile.priority,
             profile.compliant_namespaces,
-            profile.namespaces.len()
+            profile.namespaces.len(),
+            by_exception(profile.excepted_namespaces),
         ));
         if profile.namespaces.is_empty() {
             continue;
@@ -161,6 +163,17 @@ pub fn table(report: &ComplianceReport) -> String {
                 ));
             }
             text.push('\n');
+        }
+        for namespace in &profile.namespaces {
+            for exception in &namespace.exceptions {
+                text.push_str(&format!(
+                    "  {} excepted by {}: {}: {}\n",
+                    namespace.namespace,
+                    exception.name,
+                    exception.controls.join(", "),
+                    exception.because()
+                ));
+            }
         }
         let failing: Vec<&NamespaceEvidence> =
             profile.namespaces.iter().filter(|n| !n.compliant).collect();
@@ -193,6 +206,15 @@ pub fn table(report: &ComplianceReport) -> String {
         report.unowned_namespaces
     ));
     text
+}
+
+/// `, 2 more by exception`, or nothing.
+fn by_exception(excepted: usize) -> String {
+    if excepted == 0 {
+        String::new()
+    } else {
+        format!(", {excepted} more by exception")
+    }
 }
 
 fn object_name(namespace: &str, name: &str) -> String {
@@ -271,6 +293,7 @@ struct OverviewRow<'a> {
     profile: &'a str,
     mode: String,
     compliant: usize,
+    excepted: usize,
     total: usize,
     cells: Vec<OverviewCell>,
 }
@@ -289,6 +312,7 @@ impl<'a> HtmlReport<'a> {
                 profile: &profile.name,
                 mode: format!("{:?}", profile.mode),
                 compliant: profile.compliant_namespaces,
+                excepted: profile.excepted_namespaces,
                 total: profile.namespaces.len(),
                 cells: Control::ALL
                     .iter()
@@ -307,21 +331,28 @@ impl<'a> HtmlReport<'a> {
 }
 
 fn overview_cell(counts: ControlCounts) -> OverviewCell {
-    let required = counts.compliant + counts.not_compliant;
+    let required = counts.compliant + counts.excepted + counts.not_compliant;
     if required == 0 {
         return OverviewCell {
             class: "none",
             text: "not required".to_owned(),
         };
     }
+    let excepted = if counts.excepted > 0 {
+        format!(" (+{} excepted)", counts.excepted)
+    } else {
+        String::new()
+    };
     OverviewCell {
-        class: if counts.not_compliant == 0 {
-            "good"
-        } else if counts.compliant == 0 {
+        class: if counts.not_compliant > 0 && counts.compliant + counts.excepted == 0 {
             "bad"
-        } else {
+        } else if counts.not_compliant > 0 {
             "partial"
+        } else if counts.excepted > 0 {
+            "excepted"
+        } else {
+            "good"
         },
-        text: format!("{}/{required}", counts.compliant),
+        text: format!("{}/{required}{excepted}", counts.compliant),
     }
 }

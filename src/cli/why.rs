@@ -11,7 +11,8 @@ use serde::Serialize;
 
 use super::{ClusterArgs, Error, Outcome};
 use crate::api::{Mode, ProductionProfile};
-use crate::inspect::evidence::{NamespaceEvidence, namespace_evidence};
+use crate::exception::{Phase, assess, covers};
+use crate::inspect::evidence::{ExceptionView, NamespaceEvidence, namespace_evidence};
 use crate::inspect::outcome::namespace_outcome;
 use crate::inspect::snapshot::{Scope, Snapshot, connect, event_time, profile_events};
 use crate::namespace::NamespaceInfo;
@@ -79,6 +80,22 @@ pub struct Action {
     pub message: String,
 }
 
+/// An exception that names or selects the namespace, and where it stands.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExceptionVerdict {
+    #[serde(flatten)]
+    pub exception: ExceptionView,
+    pub profile: String,
+    /// Whether it waives anything here now.
+    pub in_force: bool,
+    /// InForce, ExpiringSoon, Expired, NotOwner, or what makes it invalid.
+    pub state: String,
+    /// Why, in words, when it is not in force.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub because: String,
+}
+
 /// The whole answer.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -86,6 +103,8 @@ pub struct Why {
     pub namespace: String,
     pub owner: Option<String>,
     pub profiles: Vec<ProfileVerdict>,
+    /// The exceptions that name or select the namespace.
+    pub exceptions: Vec<ExceptionVerdict>,
     /// The owner's controls; `None` when no profile owns the namespace.
     pub evidence: Option<NamespaceEvidence>,
     /// The last things baseliner did there, newest last.
@@ -125,6 +144,7 @@ pub fn explain(
             namespace: name.to_owned(),
             owner: None,
             profiles: Vec::new(),
+            exceptions: Vec::new(),
             evidence: None,
             recent_actions: Vec::new(),
         };
@@ -180,10 +200,59 @@ pub fn explain(
     let evidence = ownership
         .owner
         .map(|profile| namespace_evidence(&outcome, namespace, profile));
+    let in_force = outcome.plan.exceptions.names();
+    let exceptions = snapshot
+        .exceptions
+        .iter()
+        .filter(|e| covers(e, &info))
+        .map(|exception| {
+            let profile = snapshot
+                .profiles
+                .iter()
+                .find(|p| p.name_any() == exception.spec.profile);
+            let phase = assess(exception, profile, settings.now, &settings.exceptions).phase;
+            let name = exception.name_any();
+            let (state, because) = if in_force.contains(&name) {
+                (phase.reason().as_str().to_owned(), String::new())
+            } else {
+                match &phase {
+                    Phase::Invalid(problems) => (
+                        phase.reason().as_str().to_owned(),
+                        problems
+                            .iter()
+                            .map(|p| format!("{}: {}", p.field, p.message))
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    ),
+                    Phase::Expired => ("Expired".to_owned(), "it has ended".to_owned()),
+                    _ if owner.as_deref() != Some(exception.spec.profile.as_str()) => (
+                        "NotOwner".to_owned(),
+                        format!(
+                            "its profile {} does not own the namespace",
+                            exception.spec.profile
+                        ),
+                    ),
+                    _ => (
+                        "AuthorRightsNotEnforced".to_owned(),
+                        "the author-rights policies are not in force, so no exception is honoured"
+                            .to_owned(),
+                    ),
+                }
+            };
+            ExceptionVerdict {
+                exception: ExceptionView::of(exception),
+                profile: exception.spec.profile.clone(),
+                in_force: in_force.contains(&name),
+                state,
+                because,
+            }
+        })
+        .collect();
     Why {
         namespace: name.to_owned(),
         owner,
         profiles,
+        exceptions,
         evidence,
         recent_actions: recent_actions(events, name),
     }
@@ -255,6 +324,24 @@ pub fn text(why: &Why) -> String {
             "  {} (priority {}, {:?}) {word}: {}\n",
             verdict.profile, verdict.priority, verdict.mode, verdict.because
         ));
+    }
+    if !why.exceptions.is_empty() {
+        text.push_str(&format!("{bold}Exceptions{bold:#}\n"));
+        for verdict in &why.exceptions {
+            let exception = &verdict.exception;
+            let state = if verdict.in_force {
+                format!("in force ({})", verdict.state)
+            } else {
+                format!("not in force ({}): {}", verdict.state, verdict.because)
+            };
+            text.push_str(&format!(
+                "  {} (profile {}) {state}\n      waives {}: {}\n",
+                exception.name,
+                verdict.profile,
+                exception.controls.join(", "),
+                exception.because()
+            ));
+        }
     }
     if let Some(evidence) = &why.evidence {
         text.push_str(&format!("{bold}Controls{bold:#}\n"));

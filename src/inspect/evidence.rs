@@ -12,10 +12,12 @@ use kube::ResourceExt;
 use serde::Serialize;
 
 use super::outcome::{FieldChange, NamespaceOutcome, ObjectOutcome};
+use crate::api::exception::ProfileException;
 use crate::api::{Mode, POD_SECURITY_LABELS, ProductionProfile};
 use crate::controller::index::ObjectKey;
 use crate::controller::namespace::CachedNamespace;
 use crate::controller::plan::{LabelStep, NO_LONGER_DESIRED, Step};
+use crate::exception::describe_controls;
 use crate::kind::ManagedKind;
 use crate::reason::Reason;
 use crate::render::{ALLOW_DNS_POLICY, DEFAULT_DENY_POLICY};
@@ -114,6 +116,8 @@ pub enum Status {
     NotRequired,
     /// In place, as the profile wants it.
     Compliant,
+    /// Waived or replaced by an exception in force.
+    Excepted,
     /// A grant held back while the author-rights policy is not in force.
     Held,
     /// There, but not as the profile wants it (or there and no longer wanted).
@@ -130,6 +134,7 @@ impl Status {
         match self {
             Self::NotRequired => "-",
             Self::Compliant => "ok",
+            Self::Excepted => "excepted",
             Self::Held => "held",
             Self::Drifted => "drifted",
             Self::Missing => "missing",
@@ -143,14 +148,16 @@ impl Status {
         match self {
             Self::NotRequired => "none",
             Self::Compliant => "good",
+            Self::Excepted => "excepted",
             Self::Held | Self::Drifted => "partial",
             Self::Missing | Self::Failed => "bad",
         }
     }
 
-    /// Whether it counts as compliant.
+    /// Whether it counts as compliant (an exception is compliant by
+    /// exception, and counted apart).
     pub fn is_compliant(self) -> bool {
-        matches!(self, Self::NotRequired | Self::Compliant)
+        matches!(self, Self::NotRequired | Self::Compliant | Self::Excepted)
     }
 }
 
@@ -186,8 +193,76 @@ pub struct NamespaceEvidence {
     /// Profiles that select it too and lose.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub conflicts: Vec<String>,
+    /// Every control in place (some perhaps by exception).
     pub compliant: bool,
+    /// Compliant only because exceptions waive or replace controls.
+    pub excepted: bool,
+    /// The exceptions in force here.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exceptions: Vec<ExceptionView>,
     pub controls: Vec<ControlEvidence>,
+}
+
+/// An exception in force, as an auditor reads it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExceptionView {
+    pub name: String,
+    /// What it waives or replaces, in words.
+    pub controls: Vec<String>,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
+    /// RFC 3339.
+    pub expires: String,
+}
+
+impl ExceptionView {
+    pub fn of(exception: &ProfileException) -> Self {
+        Self {
+            name: exception.name_any(),
+            controls: describe_controls(&exception.spec),
+            reason: exception.spec.reason.clone(),
+            ticket: exception.spec.ticket.clone(),
+            expires: exception.spec.expires.0.to_string(),
+        }
+    }
+
+    /// `reason (ticket), until T`.
+    pub fn because(&self) -> String {
+        match &self.ticket {
+            Some(ticket) => format!("{} ({ticket}), until {}", self.reason, self.expires),
+            None => format!("{}, until {}", self.reason, self.expires),
+        }
+    }
+}
+
+/// The controls `exception` waives or replaces.
+fn excepted_controls(exception: &ProfileException) -> Vec<Control> {
+    let waive = &exception.spec.waive;
+    let replaces_quota = exception
+        .spec
+        .replace
+        .as_ref()
+        .is_some_and(|r| r.resource_quota.is_some());
+    [
+        (waive.default_deny, Control::NetworkIsolation),
+        (waive.allow_dns, Control::DnsAllow),
+        (
+            waive.allow_same_namespace
+                || !waive.allow_ingress_from.is_empty()
+                || !waive.allow_egress_to.is_empty(),
+            Control::NetworkAllows,
+        ),
+        (waive.limit_range, Control::Limits),
+        (waive.resource_quota || replaces_quota, Control::Quota),
+        (waive.pod_security, Control::PodSecurity),
+        (!waive.role_bindings.is_empty(), Control::RoleBindings),
+        (waive.backup, Control::Backups),
+    ]
+    .into_iter()
+    .filter_map(|(on, control)| on.then_some(control))
+    .collect()
 }
 
 /// The evidence of one owned namespace.
@@ -222,6 +297,19 @@ pub fn namespace_evidence(
                 detail: format!("{}: {}", problem.field, problem.message),
             });
     }
+    for exception in &outcome.plan.exceptions.exceptions {
+        let view = ExceptionView::of(exception);
+        for control in excepted_controls(exception) {
+            by_control.entry(control).or_default().push(Evidence {
+                kind: "ProfileException".to_owned(),
+                namespace: String::new(),
+                name: view.name.clone(),
+                resource_version: exception.resource_version(),
+                status: Status::Excepted,
+                detail: format!("{}: {}", view.controls.join(", "), view.because()),
+            });
+        }
+    }
     for problem in &outcome.plan.problems {
         if problem.reason == Reason::BackupsUnavailable {
             by_control
@@ -253,10 +341,19 @@ pub fn namespace_evidence(
             }
         })
         .collect();
+    let compliant = controls.iter().all(|c| c.status.is_compliant());
     NamespaceEvidence {
         namespace: outcome.plan.namespace.clone(),
         conflicts: outcome.plan.conflicts.clone(),
-        compliant: controls.iter().all(|c| c.status.is_compliant()),
+        compliant,
+        excepted: compliant && controls.iter().any(|c| c.status == Status::Excepted),
+        exceptions: outcome
+            .plan
+            .exceptions
+            .exceptions
+            .iter()
+            .map(|e| ExceptionView::of(e))
+            .collect(),
         controls,
     }
 }
@@ -360,6 +457,7 @@ pub fn describe_changes(changes: &[FieldChange]) -> String {
 #[serde(rename_all = "camelCase")]
 pub struct ControlCounts {
     pub compliant: usize,
+    pub excepted: usize,
     pub not_compliant: usize,
     pub not_required: usize,
 }
@@ -371,7 +469,10 @@ pub struct ProfileEvidence {
     pub name: String,
     pub mode: Mode,
     pub priority: i32,
+    /// Compliant with no exception in force.
     pub compliant_namespaces: usize,
+    /// Compliant because exceptions waive or replace controls.
+    pub excepted_namespaces: usize,
     pub totals: BTreeMap<Control, ControlCounts>,
     pub namespaces: Vec<NamespaceEvidence>,
 }
@@ -414,6 +515,7 @@ pub fn compliance_report(
                     match control.status {
                         Status::NotRequired => counts.not_required += 1,
                         Status::Compliant => counts.compliant += 1,
+                        Status::Excepted => counts.excepted += 1,
                         _ => counts.not_compliant += 1,
                     }
                 }
@@ -422,7 +524,11 @@ pub fn compliance_report(
                 name: profile.name_any(),
                 mode: profile.spec.mode,
                 priority: profile.spec.priority,
-                compliant_namespaces: namespaces.iter().filter(|n| n.compliant).count(),
+                compliant_namespaces: namespaces
+                    .iter()
+                    .filter(|n| n.compliant && !n.excepted)
+                    .count(),
+                excepted_namespaces: namespaces.iter().filter(|n| n.excepted).count(),
                 totals,
                 namespaces,
             }
@@ -491,6 +597,11 @@ mod tests {
         ];
         statuses.sort();
         assert_eq!(statuses.last(), Some(&Status::Missing));
+        assert!(
+            Status::Excepted > Status::Compliant && Status::Excepted < Status::Held,
+            "an exception shows over what is in sync, a problem over an exception"
+        );
+        assert!(Status::Excepted.is_compliant());
         assert!(Status::NotRequired.is_compliant() && !Status::Held.is_compliant());
     }
 }

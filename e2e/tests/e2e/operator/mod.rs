@@ -12,6 +12,7 @@ mod author_rights;
 mod backups;
 mod drift;
 mod endpoints;
+mod exceptions;
 mod inspect;
 mod install;
 mod leader;
