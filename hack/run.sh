@@ -44,13 +44,18 @@ sample_namespace checkout env=production team=payments
 sample_namespace shop-staging env=staging team=payments
 sample_namespace cardholder-data compliance=pci team=risk
 sample_namespace scratch team=research
+# A sample exception: staging's quota raised for shop-staging for 30 days
+# (the expiry is written at run time: an exception runs at most 90 days).
+expires=$(date -u -d '+30 days' +%Y-%m-%dT00:00:00Z)
+sed "s/EXPIRES/$expires/" config/samples/exceptions/staging-quota.yaml | kubectl apply --server-side -f - >/dev/null
 
 cat >&2 <<EOT
 
 run: local control plane ready, samples applied. In another shell:
   export KUBECONFIG=$KUBECONFIG
   export PATH=$REPO/target/cluster/bin:\$PATH
-  kubectl get prodprofile                      # matched / compliant per profile
+  kubectl get prodprofile                      # matched / compliant / excepted per profile
+  kubectl get profileexceptions                # what is waived, why, until when
   kubectl get netpol,limitrange,quota,rolebinding -n shop
   kubectl get namespace shop --show-labels     # Pod Security labels
   kubectl get schedules.velero.io -n velero

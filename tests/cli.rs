@@ -642,3 +642,16 @@ fn validate_checks_exceptions_against_the_profiles_given_with_them() {
         stdout(&output)
     );
 }
+
+#[test]
+fn the_sample_exception_is_valid_against_its_profile() {
+    let text = std::fs::read_to_string(repo_path("config/samples/exceptions/staging-quota.yaml"))
+        .expect("the sample exception");
+    let expires = (k8s_openapi::jiff::Timestamp::now()
+        + k8s_openapi::jiff::SignedDuration::from_hours(30 * 24))
+    .to_string();
+    let scratch = Scratch::new("sample-exception");
+    let file = scratch.file("exception.yaml", &text.replace("EXPIRES", &expires));
+    let output = baseliner(&["validate", "config/samples/staging-light.yaml", &file]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+}
