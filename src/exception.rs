@@ -364,59 +364,37 @@ pub fn waived_spec(
 /// `report` and Events.
 pub fn describe_controls(spec: &ProfileExceptionSpec) -> Vec<String> {
     let waive = &spec.waive;
-    let mut controls = Vec::new();
-    for (on, what) in [
-        (waive.default_deny, "default-deny"),
-        (waive.allow_dns, "DNS allow"),
-        (waive.allow_same_namespace, "same-namespace allow"),
-    ] {
-        if on {
-            controls.push(what.to_owned());
-        }
-    }
-    controls.extend(
-        waive
-            .allow_ingress_from
-            .iter()
-            .map(|n| format!("ingress allow {n}")),
-    );
-    controls.extend(
-        waive
-            .allow_egress_to
-            .iter()
-            .map(|n| format!("egress allow {n}")),
-    );
-    for (on, what) in [
-        (waive.limit_range, "LimitRange"),
-        (waive.resource_quota, "ResourceQuota"),
-        (waive.pod_security, "Pod Security"),
-    ] {
-        if on {
-            controls.push(what.to_owned());
-        }
-    }
-    controls.extend(
-        waive
-            .role_bindings
-            .iter()
-            .map(|n| format!("RoleBinding {n}")),
-    );
-    if waive.backup {
-        controls.push("backup".to_owned());
-    }
-    if let Some(quota) = spec
+    let flag =
+        |on: bool, what: &str| -> Vec<String> { on.then(|| what.to_owned()).into_iter().collect() };
+    let named = |names: &[String], what: &str| -> Vec<String> {
+        names.iter().map(|n| format!("{what} {n}")).collect()
+    };
+    let replaced = spec
         .replace
         .as_ref()
         .and_then(|r| r.resource_quota.as_ref())
-    {
-        controls.extend(
+        .map(|quota| {
             quota
                 .hard
                 .iter()
-                .map(|(k, v)| format!("quota {k} replaced by {v}")),
-        );
-    }
-    controls
+                .map(|(k, v)| format!("quota {k} replaced by {v}"))
+                .collect()
+        })
+        .unwrap_or_default();
+    [
+        flag(waive.default_deny, "default-deny"),
+        flag(waive.allow_dns, "DNS allow"),
+        flag(waive.allow_same_namespace, "same-namespace allow"),
+        named(&waive.allow_ingress_from, "ingress allow"),
+        named(&waive.allow_egress_to, "egress allow"),
+        flag(waive.limit_range, "LimitRange"),
+        flag(waive.resource_quota, "ResourceQuota"),
+        flag(waive.pod_security, "Pod Security"),
+        named(&waive.role_bindings, "RoleBinding"),
+        flag(waive.backup, "backup"),
+        replaced,
+    ]
+    .concat()
 }
 
 #[cfg(test)]

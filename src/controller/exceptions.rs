@@ -12,18 +12,17 @@ use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 use tracing::{info, warn};
 
 use super::Context;
 use super::author_rights::AuthorRights;
+use super::status::apply_status;
+use crate::api::ProductionProfile;
 use crate::api::exception::{
     ExceptionProblem, MAX_LISTED_NAMESPACES, ProfileException, ProfileExceptionStatus,
 };
-use crate::api::{MANAGER_NAME, ProductionProfile};
 use crate::exception::{ExceptionSettings, Phase, assess, describe_controls};
 use crate::reason::Reason;
 
@@ -202,20 +201,7 @@ pub async fn write_exception_statuses(
             continue;
         }
         let before = reason_of(exception.status.as_ref()).map(str::to_owned);
-        let api: Api<ProfileException> = Api::all(ctx.client.clone());
-        let patch = json!({
-            "apiVersion": ProfileException::api_version(&()),
-            "kind": ProfileException::kind(&()),
-            "status": status,
-        });
-        match api
-            .patch_status(
-                &name,
-                &PatchParams::apply(MANAGER_NAME).force(),
-                &Patch::Apply(&patch),
-            )
-            .await
-        {
+        match apply_status::<ProfileException>(ctx, &name, &status).await {
             Ok(_) => {
                 info!(exception = %name, reason = reason_of(Some(&status)), "exception status updated")
             }

@@ -387,20 +387,7 @@ async fn write_statuses(ctx: &Context, recorder: &Recorder) -> Option<Timestamp>
         if profile.status.as_ref() == Some(&status) {
             continue;
         }
-        let api: Api<ProductionProfile> = Api::all(ctx.client.clone());
-        let patch = json!({
-            "apiVersion": ProductionProfile::api_version(&()),
-            "kind": ProductionProfile::kind(&()),
-            "status": status,
-        });
-        match api
-            .patch_status(
-                &name,
-                &PatchParams::apply(MANAGER_NAME).force(),
-                &Patch::Apply(&patch),
-            )
-            .await
-        {
+        match apply_status::<ProductionProfile>(ctx, &name, &status).await {
             Ok(_) => {
                 info!(profile = %name, matched = status.matched_namespaces, compliant = status.compliant_namespaces, "status updated")
             }
@@ -408,6 +395,34 @@ async fn write_statuses(ctx: &Context, recorder: &Recorder) -> Option<Timestamp>
         }
     }
     pass.next_change
+}
+
+/// Writes `status` to the cluster-scoped object `name` of kind `K` with
+/// server-side apply, as the operator's field manager.
+pub(super) async fn apply_status<K>(
+    ctx: &Context,
+    name: &str,
+    status: &impl serde::Serialize,
+) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::ClusterResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let patch = json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    Api::<K>::all(ctx.client.clone())
+        .patch_status(
+            name,
+            &PatchParams::apply(MANAGER_NAME).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map(|_| ())
 }
 
 async fn send_events(ctx: &Context, recorder: &Recorder) {

@@ -70,20 +70,9 @@ async fn exception_field(env: &TestEnv, name: &str, jsonpath: &str) -> Result<St
     Ok(out.trim().to_owned())
 }
 
-/// events.k8s.io Events about an exception (cluster-scoped: in `default`).
+/// Events about an exception.
 async fn exception_events(env: &TestEnv, name: &str) -> Result<Vec<Event>> {
-    let events = Api::<Event>::namespaced(env.client(), "default")
-        .list(&ListParams::default())
-        .await?;
-    Ok(events
-        .items
-        .into_iter()
-        .filter(|e| {
-            e.regarding.as_ref().is_some_and(|r| {
-                r.kind.as_deref() == Some("ProfileException") && r.name.as_deref() == Some(name)
-            })
-        })
-        .collect())
+    super::support::events_about(env, "ProfileException", name).await
 }
 
 async fn strict_profile(
@@ -547,6 +536,58 @@ async fn an_exception_needs_the_rights_it_waives() -> Result<()> {
         failures.is_empty(),
         "not refused as they should be:\n{}",
         failures.join("\n")
+    );
+
+    // `validate --as-user` gives admission's verdict before a merge.
+    let binary = baseliner_e2e::operator::operator_binary()?;
+    let scratch = std::env::temp_dir().join(&case);
+    std::fs::create_dir_all(&scratch)?;
+    let group = format!("system:serviceaccounts:{}", home.name());
+    let mut disagreements = Vec::new();
+    for (who, label) in [
+        (&editor, "editor"),
+        (&lead, "lead"),
+        (&labeller, "labeller"),
+    ] {
+        for (suffix, body) in [("ps", pod_security), ("dd", default_deny)] {
+            let yaml = exception_yaml(
+                &format!("{case}-check-{suffix}"),
+                &profile,
+                legacy.name(),
+                body,
+                &expires,
+            );
+            let file = scratch.join(format!("{label}-{suffix}.yaml"));
+            std::fs::write(&file, &yaml)?;
+            let admitted = env
+                .kubectl_with_stdin(
+                    &who.kubeconfig,
+                    ["create", "--dry-run=server", "-f", "-"],
+                    Some(&yaml),
+                )
+                .await?
+                .success;
+            let cli = tokio::process::Command::new(&binary)
+                .args(["validate", "--as-user", &who.user])
+                .args(["--as-group", "system:serviceaccounts", "--as-group", &group])
+                .args(["--as-group", "system:authenticated"])
+                .arg(&file)
+                .env("KUBECONFIG", &env.plane().kubeconfig)
+                .output()
+                .await?;
+            if cli.status.success() != admitted {
+                disagreements.push(format!(
+                    "{label} {suffix}: admitted={admitted}, validate said {}",
+                    String::from_utf8_lossy(&cli.stderr)
+                ));
+            }
+        }
+    }
+    std::fs::remove_dir_all(&scratch)?;
+    ensure!(
+        disagreements.is_empty(),
+        "validate --as-user disagrees with admission:\n{}",
+        disagreements.join("\n")
     );
     ensure!(
         has_default_deny(&env, legacy.name()).await,

@@ -69,7 +69,7 @@ async fn profile_baselines_selected_namespaces_only() -> Result<()> {
     );
 
     wait_until(
-        "status to count one matched, compliant namespace",
+        "status to count one matched, compliant namespace, none by exception",
         CONVERGE,
         || async {
             let line = env
@@ -80,7 +80,8 @@ async fn profile_baselines_selected_namespaces_only() -> Result<()> {
                 cols.get(1).map(String::as_str) == Some("Enforce")
                     && cols.get(2).map(String::as_str) == Some("1")
                     && cols.get(3).map(String::as_str) == Some("1")
-                    && cols.get(4).map(String::as_str) == Some("True")
+                    && cols.get(4).map(String::as_str) == Some("0")
+                    && cols.get(5).map(String::as_str) == Some("True")
             })
         },
     )

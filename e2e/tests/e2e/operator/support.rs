@@ -100,6 +100,11 @@ pub(super) fn reported(
 /// events.k8s.io Events about a (cluster-scoped) profile: kube's Recorder
 /// puts them in `default`.
 pub(super) async fn profile_events(env: &TestEnv, profile: &str) -> Result<Vec<Event>> {
+    events_about(env, "ProductionProfile", profile).await
+}
+
+/// events.k8s.io Events about the cluster-scoped object `name` of `kind`.
+pub(super) async fn events_about(env: &TestEnv, kind: &str, name: &str) -> Result<Vec<Event>> {
     let events = Api::<Event>::namespaced(env.client(), "default")
         .list(&ListParams::default())
         .await?;
@@ -107,9 +112,9 @@ pub(super) async fn profile_events(env: &TestEnv, profile: &str) -> Result<Vec<E
         .items
         .into_iter()
         .filter(|e| {
-            e.regarding.as_ref().is_some_and(|r| {
-                r.kind.as_deref() == Some("ProductionProfile") && r.name.as_deref() == Some(profile)
-            })
+            e.regarding
+                .as_ref()
+                .is_some_and(|r| r.kind.as_deref() == Some(kind) && r.name.as_deref() == Some(name))
         })
         .collect())
 }
