@@ -316,7 +316,7 @@ pub async fn watch_author_rights(
                 )
             }
             other => {
-                warn!(reason = %other.reason(), "author-rights policies not enforced; holding back RoleBindings and Pod Security lowering, honouring no exception")
+                warn!(reason = %other.reason(), "author-rights policy not enforced; holding back RoleBindings and Pod Security lowering, honouring no exception")
             }
         }
         let _ = state.send(next.clone());

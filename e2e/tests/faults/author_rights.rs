@@ -1,7 +1,8 @@
-//! The author-rights policy removed and altered while the operator runs:
-//! it stops writing RoleBindings and lowering Pod Security, says why in the
-//! profile's status, Events and log, keeps reconciling the rest, and takes
-//! up the held writes once the policy is back, without a restart.
+//! The author-rights policies removed and altered while the operator runs:
+//! it stops writing RoleBindings, lowering Pod Security and honouring
+//! exceptions, says why in status, Events and log, keeps reconciling the
+//! rest, and takes up the held writes once the policy is back, without a
+//! restart.
 //!
 //! The policy guards the whole plane, so this runs with the fault tests (a
 //! plane of their own, one test at a time).
@@ -12,12 +13,14 @@ use anyhow::{Result, ensure};
 use baseliner_e2e::baseline::{STRICT_SPEC, namespace_labels, profile_field};
 use baseliner_e2e::{TestEnv, random_name, wait_until, workspace_root};
 use k8s_openapi::api::core::v1::ResourceQuota;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::Api;
 
 use crate::support::{CaseNamespaces, Faults, Profile, start_operator, summary};
 
 const POLICY: &str = "baseliner-author-rights";
+const EXCEPTION_POLICY: &str = "baseliner-exception-rights";
 const REASON: &str = "AuthorRightsNotEnforced";
 const ENFORCE: &str = "pod-security.kubernetes.io/enforce";
 /// How long held writes are watched for not happening.
@@ -245,6 +248,108 @@ async fn without_the_author_rights_policy_nothing_is_granted_and_it_resumes_when
             resumed.as_secs_f64()
         ),
     );
+    drop(operator);
+    drop(profile);
+    namespaces.cleanup().await?;
+    home.cleanup().await
+}
+
+#[tokio::test]
+#[ignore = "removes the plane's exception-rights policy: run with `make test-faults`"]
+async fn without_the_exception_rights_policy_no_exception_is_honoured() -> Result<()> {
+    let faults = Faults::new().await?;
+    let env = &faults.env;
+    let client = faults.client();
+    let (home, identity) = faults.operator_account("faults-excrights").await?;
+    let case = random_name("fexc");
+    let namespaces = CaseNamespaces::create(&faults, &case, 2).await?;
+    let reinstall = Reinstall(env);
+    reinstall.now().await?;
+    let operator = start_operator(&identity, home.name(), &[])?;
+    let profile = Profile::apply(env, "faults-excrights", &case, STRICT_SPEC).await?;
+    let (legacy, other) = (namespaces.names[0].clone(), namespaces.names[1].clone());
+    let default_deny = |ns: String| {
+        let api = Api::<NetworkPolicy>::namespaced(client.clone(), &ns);
+        async move {
+            api.get_opt("baseliner-default-deny")
+                .await
+                .is_ok_and(|p| p.is_some())
+        }
+    };
+    wait_until("the baseline", CONVERGE, || async {
+        default_deny(legacy.clone()).await && default_deny(other.clone()).await
+    })
+    .await?;
+    let exception = random_name("fexc-waiver");
+    let expires = (k8s_openapi::jiff::Timestamp::now()
+        + k8s_openapi::jiff::SignedDuration::from_hours(24))
+    .to_string();
+    baseliner_e2e::baseline::kubectl_apply(
+        env,
+        &format!(
+            "apiVersion: baseliner.dev/v1alpha1\nkind: ProfileException\nmetadata: {{name: {exception}}}\nspec: {{profile: {}, namespaces: {{names: [{legacy}]}}, waive: {{defaultDeny: true}}, reason: fault test, expires: '{expires}'}}\n",
+            profile.name
+        ),
+    )
+    .await?;
+    wait_until("the waiver in force", CONVERGE, || async {
+        !default_deny(legacy.clone()).await
+    })
+    .await?;
+
+    // Without the exception policy's binding, anyone who may write
+    // exceptions could waive anything: none is honoured.
+    env.kubectl([
+        "delete",
+        "validatingadmissionpolicybinding",
+        EXCEPTION_POLICY,
+    ])
+    .await?
+    .ok()?;
+    wait_until("default-deny back", CONVERGE, || async {
+        default_deny(legacy.clone()).await
+    })
+    .await?;
+    let reason = || async {
+        env.kubectl([
+            "get",
+            "profileexception",
+            &exception,
+            "-o",
+            "jsonpath={.status.conditions[0].reason}",
+        ])
+        .await
+        .map(|o| o.stdout.trim().to_owned())
+        .unwrap_or_default()
+    };
+    wait_until("the exception to say why", CONVERGE, || async {
+        reason().await == REASON
+    })
+    .await?;
+    ensure!(
+        operator
+            .output()
+            .contains("author-rights policy not enforced"),
+        "the log says so"
+    );
+
+    // Reinstalled: the waiver holds again, without a restart.
+    reinstall.now().await?;
+    wait_until("the waiver back in force", CONVERGE, || async {
+        !default_deny(legacy.clone()).await && reason().await != REASON
+    })
+    .await?;
+    ensure!(
+        default_deny(other.clone()).await,
+        "the other namespace kept its baseline"
+    );
+    summary(
+        "exception-rights policy removed",
+        "no exception honoured (the waived control restored), the exception's status names the reason; reinstalled: the waiver holds again, same operator process",
+    );
+    env.kubectl(["delete", "profileexception", &exception])
+        .await?
+        .ok()?;
     drop(operator);
     drop(profile);
     namespaces.cleanup().await?;
