@@ -42,13 +42,16 @@ pub async fn reconcile_namespace(
         // leader triggers a pass over every namespace.
         return Ok(Action::await_change());
     }
-    let profiles_listed = ctx.caches.is_synced(super::PROFILES);
+    let profiles_listed =
+        ctx.caches.is_synced(super::PROFILES) && ctx.caches.is_synced(super::EXCEPTIONS);
     let grants_known = ctx.caches.is_synced(super::AUTHOR_RIGHTS);
     if !ctx.managed.is_ready() || !profiles_listed || !grants_known {
         // Until every kind is listed, an object missing from the index may
         // exist; applying it anyway would be a needless write. Until the
         // profiles are listed, every namespace looks unowned: releasing it
-        // would prune everything baseliner made there (on every restart).
+        // would prune everything baseliner made there (on every restart);
+        // until the exceptions are, a waived control would be put back
+        // and pruned again.
         // Until the author-rights policy is read, grants would be held back
         // and reported for nothing.
         return Ok(Action::requeue(std::time::Duration::from_millis(200)));
