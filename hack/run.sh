@@ -28,9 +28,12 @@ kubectl() { "$REPO/target/cluster/bin/kubectl" "$@"; }
 
 kubectl apply --server-side --force-conflicts -f crds/ >/dev/null
 kubectl wait --for=condition=Established crd/productionprofiles.baseliner.dev crd/profileexceptions.baseliner.dev --timeout=60s >/dev/null
-# The samples back up to Velero; a stand-in Schedule CRD lets the demo show
-# the Schedules (the operator also runs fine without it, and says so).
-kubectl apply --server-side -f e2e/manifests/velero-namespace.yaml -f e2e/manifests/velero-schedule-crd.yaml >/dev/null
+# The samples back up to Velero: Velero's own CRDs (from its Go module, the
+# release pinned in e2e/velero/go.mod) let the demo show the Schedules. The
+# Velero server is not started; the operator also runs fine without Velero
+# at all, and says so.
+VELERO_DIR="$(e2e/velero/build.sh)"
+kubectl apply --server-side -f e2e/manifests/velero-namespace.yaml -f "$VELERO_DIR/crds/" >/dev/null
 kubectl wait --for=condition=Established crd/schedules.velero.io --timeout=60s >/dev/null
 kubectl apply --server-side -k config/samples >/dev/null
 

@@ -570,6 +570,30 @@ pub struct BackupSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_volumes: Option<bool>,
 
+    /// Whether pod volumes are backed up with Velero's file-system backup by
+    /// default (rather than snapshots); Velero's default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_volumes_to_fs_backup: Option<bool>,
+
+    /// Whether Velero moves snapshot data to the storage location (CSI
+    /// snapshot data movement); Velero's default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_move_data: Option<bool>,
+
+    /// A ConfigMap in the Velero namespace holding Velero resource policies
+    /// (which volumes to skip or how to back them up) every Backup follows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub resource_policy: Option<String>,
+
+    /// Pause the Schedules: Velero creates no Backups while true. Existing
+    /// Backups are kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
+
     /// Namespace Velero runs in, where the Schedules are created.
     #[serde(default = "default_velero_namespace")]
     #[schemars(

@@ -34,6 +34,10 @@ pub struct ScheduleSpec {
     /// false: Backups must outlive the Schedule baseliner may prune.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub use_owner_references_in_backup: Option<bool>,
+
+    /// Whether Velero skips this Schedule's runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
 }
 
 /// The parts of a Velero BackupSpec baseliner sets.
@@ -56,9 +60,30 @@ pub struct BackupTemplate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_volumes: Option<bool>,
 
+    /// Whether pod volumes are backed up with file-system backup by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_volumes_to_fs_backup: Option<bool>,
+
+    /// Whether snapshot data is moved to the storage location.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_move_data: Option<bool>,
+
+    /// The resource policies (a ConfigMap in Velero's namespace) each Backup follows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_policy: Option<ResourcePolicyRef>,
+
     /// Metadata Velero puts on each Backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<BackupTemplateMetadata>,
+}
+
+/// A reference to Velero resource policies: `{kind: configmap, name}`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct ResourcePolicyRef {
+    /// Always `configmap`, the one kind Velero reads policies from.
+    pub kind: String,
+    /// The ConfigMap's name.
+    pub name: String,
 }
 
 /// Metadata Velero copies onto the Backups a Schedule creates.

@@ -688,26 +688,31 @@ mod tests {
     }
 
     #[test]
-    fn velero_manifests_parse() {
-        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-        let crd: CustomResourceDefinition =
-            serde_saphyr::from_str(velero::SCHEDULE_CRD_YAML).unwrap();
-        assert_eq!(crd.metadata.name.as_deref(), Some(velero::SCHEDULE_CRD));
-        assert_eq!(crd.spec.scope, "Namespaced");
-        let spec = &crd.spec.versions[0]
-            .schema
-            .as_ref()
-            .unwrap()
-            .open_api_v3_schema
-            .as_ref()
-            .unwrap()
-            .properties
-            .as_ref()
-            .unwrap()["spec"];
-        assert_eq!(
-            spec.required.as_deref(),
-            Some(&["schedule".to_string(), "template".to_string()][..])
+    fn velero_crds_are_those_of_the_pinned_release() {
+        let crds = velero::velero_crds().expect("e2e/velero/build.sh provides Velero's CRDs");
+        let schedule = crds
+            .iter()
+            .find(|c| c.metadata.name.as_deref() == Some(velero::SCHEDULE_CRD))
+            .expect("Velero ships the Schedule CRD");
+        assert_eq!(schedule.spec.scope, "Namespaced");
+        assert!(crds.iter().any(|c| c.spec.names.kind == "Backup"));
+        assert!(
+            crds.iter().all(|c| c
+                .metadata
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key("app.kubernetes.io/part-of"))),
+            "labelled as the harness's, so uninstall removes only what it installed"
         );
+        let pinned = include_str!("../velero/go.mod")
+            .lines()
+            .find_map(|l| l.strip_prefix("require github.com/vmware-tanzu/velero "))
+            .expect("go.mod pins Velero")
+            .trim()
+            .to_owned();
+        let versions =
+            std::fs::read_to_string(velero::velero_dir().unwrap().join("VERSIONS")).unwrap();
+        assert!(versions.contains(&format!("velero {pinned}")), "{versions}");
         let ns: Namespace = serde_saphyr::from_str(velero::NAMESPACE_YAML).unwrap();
         assert_eq!(ns.metadata.name.as_deref(), Some(velero::VELERO_NAMESPACE));
     }

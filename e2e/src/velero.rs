@@ -1,5 +1,7 @@
-//! The minimal Velero Schedule CRD (`e2e/manifests/`), installed or removed
-//! for a test.
+//! Velero for the tests: its own CRDs (from its Go module, pinned in
+//! `e2e/velero/go.mod` and built by `e2e/velero/build.sh`), installed or
+//! removed for a test, and the Velero server itself ([`VeleroServer`]),
+//! run out of cluster against the plane.
 //!
 //! Whether Velero is installed is cluster-wide, and the tests of one binary
 //! run in parallel, so it is guarded by a process-wide read/write lock:
@@ -27,8 +29,6 @@ use tokio::sync::{Mutex, OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 
 use crate::{DEFAULT_TIMEOUT, wait_until};
 
-/// The CRD manifest, as committed.
-pub const SCHEDULE_CRD_YAML: &str = include_str!("../manifests/velero-schedule-crd.yaml");
 /// The `velero` namespace manifest, as committed.
 pub const NAMESPACE_YAML: &str = include_str!("../manifests/velero-namespace.yaml");
 /// Name of the CRD.
@@ -201,19 +201,66 @@ pub(crate) async fn uninstall_during_test(client: &Client) -> Result<()> {
     Ok(())
 }
 
-/// Server-side applies the CRD and the namespace and waits until Schedules
-/// are served.
+/// The directory `e2e/velero/build.sh` built (or found cached): the
+/// `velero` binary and Velero's CRDs. Built once per test process.
+pub fn velero_dir() -> Result<std::path::PathBuf> {
+    static DIR: std::sync::OnceLock<Result<std::path::PathBuf, String>> =
+        std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let script = crate::workspace_root().join("e2e/velero/build.sh");
+        let out = std::process::Command::new("bash")
+            .arg(&script)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .map_err(|e| format!("running {}: {e}", script.display()))?;
+        if !out.status.success() {
+            return Err(format!("{} failed with {}", script.display(), out.status));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().into())
+    })
+    .clone()
+    .map_err(|e| anyhow::anyhow!(e))
+}
+
+/// Velero's CRDs, as its release ships them, labelled as the harness's.
+pub fn velero_crds() -> Result<Vec<CustomResourceDefinition>> {
+    let dir = velero_dir()?.join("crds");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(file)?;
+            let mut crd: CustomResourceDefinition = serde_saphyr::from_str(&text)
+                .with_context(|| format!("parsing {}", file.display()))?;
+            crd.metadata
+                .labels
+                .get_or_insert_with(Default::default)
+                .insert(PART_OF.0.to_owned(), PART_OF.1.to_owned());
+            Ok(crd)
+        })
+        .collect()
+}
+
+/// Server-side applies Velero's CRDs and the namespace and waits until
+/// Schedules are served.
 pub(crate) async fn install(client: &Client) -> Result<()> {
-    let crd: CustomResourceDefinition =
-        serde_saphyr::from_str(SCHEDULE_CRD_YAML).context("parsing the Velero CRD manifest")?;
     let ns: Namespace =
         serde_saphyr::from_str(NAMESPACE_YAML).context("parsing the velero namespace manifest")?;
     let pp = PatchParams::apply(FIELD_MANAGER).force();
 
     let crds = Api::<CustomResourceDefinition>::all(client.clone());
-    crds.patch(SCHEDULE_CRD, &pp, &Patch::Apply(&crd))
-        .await
-        .context("applying the Velero Schedule CRD")?;
+    for crd in velero_crds()? {
+        let name = crd.name_any();
+        crds.patch(&name, &pp, &Patch::Apply(&crd))
+            .await
+            .with_context(|| format!("applying Velero's CRD {name}"))?;
+    }
 
     let namespaces = Api::<Namespace>::all(client.clone());
     // A namespace still terminating from an earlier uninstall cannot be applied.
@@ -258,23 +305,27 @@ pub(crate) async fn install(client: &Client) -> Result<()> {
     .await
 }
 
-/// Removes the CRD (and with it every Schedule) and the `velero` namespace,
-/// and waits until both are gone. Refuses to remove a CRD or namespace that
-/// the harness did not install.
+/// Removes Velero's CRDs (and with them every Schedule and Backup) and the
+/// `velero` namespace, and waits until they are gone. Refuses to remove a
+/// CRD or namespace that the harness did not install.
 pub(crate) async fn uninstall(client: &Client) -> Result<()> {
     let crds = Api::<CustomResourceDefinition>::all(client.clone());
-    if let Some(crd) = crds.get_opt(SCHEDULE_CRD).await? {
+    let names: Vec<String> = velero_crds()?.iter().map(|c| c.name_any()).collect();
+    for name in &names {
+        let Some(crd) = crds.get_opt(name).await? else {
+            continue;
+        };
         if crd.labels().get(PART_OF.0).map(String::as_str) != Some(PART_OF.1) {
             bail!(
-                "refusing to delete CRD {SCHEDULE_CRD}: it lacks {}={}, so the e2e harness did not install it",
+                "refusing to delete CRD {name}: it lacks {}={}, so the e2e harness did not install it",
                 PART_OF.0,
                 PART_OF.1
             );
         }
-        match crds.delete(SCHEDULE_CRD, &DeleteParams::default()).await {
+        match crds.delete(name, &DeleteParams::default()).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.is_not_found() => {}
-            Err(e) => return Err(e).context("deleting the Velero Schedule CRD"),
+            Err(e) => return Err(e).with_context(|| format!("deleting Velero's CRD {name}")),
         }
     }
     let namespaces = Api::<Namespace>::all(client.clone());
@@ -294,12 +345,67 @@ pub(crate) async fn uninstall(client: &Client) -> Result<()> {
         }
     }
     let timeout = DEFAULT_TIMEOUT + Duration::from_secs(30);
-    wait_until("the Velero Schedule CRD to be gone", timeout, || async {
-        matches!(crds.get_opt(SCHEDULE_CRD).await, Ok(None))
-    })
-    .await?;
+    for name in &names {
+        wait_until(
+            &format!("Velero's CRD {name} to be gone"),
+            timeout,
+            || async { matches!(crds.get_opt(name).await, Ok(None)) },
+        )
+        .await?;
+    }
     wait_until("the velero namespace to be gone", timeout, || async {
         matches!(namespaces.get_opt(VELERO_NAMESPACE).await, Ok(None))
     })
     .await
+}
+
+/// The Velero server, run out of cluster against the plane as its
+/// administrator (as Velero runs in a cluster), until dropped. It needs the
+/// CRDs and the `velero` namespace ([`Velero::Installed`]) and no
+/// BackupStorageLocation: its Schedule controller validates and runs
+/// Schedules without one (the Backups they create then fail validation).
+pub struct VeleroServer {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl VeleroServer {
+    pub fn start(kubeconfig: &Path) -> Result<Self> {
+        let binary = velero_dir()?.join("velero");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let log = std::env::temp_dir().join(format!("baseliner-e2e-velero-{port}.log"));
+        let out = File::create(&log)?;
+        let child = std::process::Command::new(&binary)
+            .args(["server", "--namespace", VELERO_NAMESPACE])
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(["--metrics-address", &format!("127.0.0.1:{port}")])
+            .args(["--profiler-address", ""])
+            .stdin(std::process::Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        Ok(Self { child, log })
+    }
+
+    /// What the server logged so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether it is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for VeleroServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
 }

@@ -21,6 +21,8 @@ pub enum Writes {
     /// ResourceQuotas, RoleBindings and Namespaces (Pod Security labels).
     /// Status writes and Events are not counted.
     ManagedObjects,
+    /// Writes of Velero Schedules.
+    Schedules,
 }
 
 impl Writes {
@@ -42,6 +44,14 @@ impl Writes {
           apiGroups: ['', networking.k8s.io, rbac.authorization.k8s.io]
           resources: [networkpolicies, limitranges, resourcequotas, rolebindings, namespaces]
           clusterScope: true
+          namespaces: ['*']
+",
+            ),
+            Self::Schedules => (
+                140,
+                "        - verbs: [create, update, patch, delete, deletecollection]
+          apiGroups: [velero.io]
+          resources: [schedules]
           namespaces: ['*']
 ",
             ),

@@ -7,7 +7,9 @@ use super::context::{RenderContext, RenderProblem};
 use crate::api::{BackupSpec, NAMESPACE_LABEL, PROFILE_LABEL};
 use crate::cron;
 use crate::reason::Reason;
-use crate::velero::{BackupTemplate, BackupTemplateMetadata, Schedule, ScheduleSpec};
+use crate::velero::{
+    BackupTemplate, BackupTemplateMetadata, ResourcePolicyRef, Schedule, ScheduleSpec,
+};
 
 /// Longest name of a Velero Schedule: Velero copies it into a label value.
 pub const MAX_SCHEDULE_NAME_LEN: usize = 63;
@@ -55,12 +57,19 @@ fn schedule(context: &RenderContext, spec: &BackupSpec) -> Schedule {
                 ttl: Some(spec.ttl.clone()),
                 storage_location: spec.storage_location.clone(),
                 snapshot_volumes: spec.snapshot_volumes,
+                default_volumes_to_fs_backup: spec.default_volumes_to_fs_backup,
+                snapshot_move_data: spec.snapshot_move_data,
+                resource_policy: spec.resource_policy.as_ref().map(|name| ResourcePolicyRef {
+                    kind: "configmap".to_owned(),
+                    name: name.clone(),
+                }),
                 metadata: Some(BackupTemplateMetadata {
                     labels: backup_labels,
                 }),
             },
             // Backups must survive the Schedule being pruned.
             use_owner_references_in_backup: Some(false),
+            paused: spec.paused,
         },
     }
 }
@@ -190,6 +199,39 @@ mod tests {
                 }},
             })
         );
+    }
+
+    #[test]
+    fn backup_owners_fields_render_only_when_set() {
+        let spec = format!(
+            "{SELECT_ALL}  backup: {{schedule: '@daily', paused: true, defaultVolumesToFsBackup: true, snapshotMoveData: false, resourcePolicy: skip-caches}}\n"
+        );
+        let rendered = render(&profile(&spec), &namespace("shop", &[]));
+        let schedule = object(&rendered, &schedule_name("prod", "shop"));
+        assert_eq!(schedule["spec"]["paused"], true);
+        let template = &schedule["spec"]["template"];
+        assert_eq!(template["defaultVolumesToFsBackup"], true);
+        assert_eq!(template["snapshotMoveData"], false);
+        assert_eq!(
+            template["resourcePolicy"],
+            json!({"kind": "configmap", "name": "skip-caches"})
+        );
+        let plain = render(
+            &profile(&format!("{SELECT_ALL}  backup: {{schedule: '@daily'}}\n")),
+            &namespace("shop", &[]),
+        );
+        let plain = object(&plain, &schedule_name("prod", "shop"));
+        for absent in [
+            "/spec/paused",
+            "/spec/template/defaultVolumesToFsBackup",
+            "/spec/template/snapshotMoveData",
+            "/spec/template/resourcePolicy",
+        ] {
+            assert!(
+                plain.pointer(absent).is_none(),
+                "{absent} is Velero's unless set"
+            );
+        }
     }
 
     #[test]

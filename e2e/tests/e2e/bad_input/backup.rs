@@ -61,6 +61,16 @@ pub(super) fn refused_cases() -> Vec<Refused> {
             "spec.backup.retention",
         ),
         refused(
+            "resource-policy-not-a-name",
+            "  backup: {schedule: \"@daily\", resourcePolicy: \"Skip Caches\"}\n",
+            "spec.backup.resourcePolicy",
+        ),
+        refused(
+            "paused-not-a-boolean",
+            "  backup: {schedule: \"@daily\", paused: sometimes}\n",
+            "spec.backup.paused",
+        ),
+        refused(
             "velero-namespace-too-long",
             &format!(
                 "  backup: {{schedule: \"@daily\", veleroNamespace: {}}}\n",

@@ -1,4 +1,5 @@
-//! The minimal Velero Schedule CRD the harness installs, present and absent.
+//! Velero's own CRDs as the harness installs them (from the pinned release),
+//! present and absent.
 
 use anyhow::{Result, bail, ensure};
 use baseliner_e2e::velero::{SCHEDULE_CRD, VELERO_NAMESPACE, schedules};
