@@ -24,6 +24,12 @@ if [[ -z "${BASELINER_E2E_KUBECONFIG:-}" ]]; then
   export KUBECONFIG="$STATE/kubeconfig"
 fi
 
+# Velero (its CRDs and server), built once and cached like the plane; built
+# here rather than in the first test that needs it, so its time shows.
+velero_start=$SECONDS
+"$REPO/e2e/velero/build.sh" >/dev/null
+echo "test-e2e: Velero ready after $((SECONDS - velero_start))s" >&2
+
 start=$SECONDS
 status=0
 # --lib --tests: the harness's unit tests and the suite, no (empty) doc tests.
