@@ -1,8 +1,8 @@
 //! baseliner beside the real Velero server (built from its Go module at
 //! the release pinned in `e2e/velero/go.mod`, run out of cluster): every
-//! Schedule baseliner writes is `Enabled` by Velero, neither fights the
-//! other over several resync periods, and pruning a Schedule leaves the
-//! Backups Velero made from it.
+//! Schedule baseliner writes, in every cron form it accepts, is `Enabled`
+//! by Velero, neither fights the other over several resync periods, and
+//! pruning a Schedule leaves the Backups Velero made from it.
 //!
 //! A test binary of its own, so no other operator runs while the operator's
 //! writes to Schedules are counted by the API server (a FlowSchema matching
@@ -24,6 +24,14 @@ const RESYNC_SECONDS: u64 = 3;
 
 /// Every minute, so Velero makes a Backup during the test; and the fields
 /// backup owners ask for.
+/// Cron forms of the profile's `schedule` field, beside `* * * * *`.
+const CRONS: [&str; 4] = [
+    "@weekly",
+    "0 2 ? * MON",
+    "30 3 1,15 JAN-MAR *",
+    "*/15 8-18 * * 1-5",
+];
+
 const BACKUP_SPEC: &str = "  backup:
     schedule: \"* * * * *\"
     ttl: 24h
@@ -69,6 +77,19 @@ async fn velero_enables_every_schedule_and_neither_fights_the_other() -> Result<
         namespaces.push(env.namespace_with_labels("velero-ns", labels).await?);
     }
     kubectl_apply(&env, &profile_yaml(&profile, &case, BACKUP_SPEC)).await?;
+    // The cron forms baseliner accepts, each in a profile of its own: Velero
+    // must accept every one (its parser knows no L, W or #, which baseliner
+    // refuses offline).
+    let mut cron_profiles = Vec::new();
+    for (i, cron) in CRONS.iter().enumerate() {
+        let case = format!("{case}-cron{i}");
+        let labels = BTreeMap::from([("e2e-case".to_owned(), case.clone())]);
+        namespaces.push(env.namespace_with_labels("velero-cron", labels).await?);
+        let name = format!("{profile}-cron{i}");
+        let spec = format!("  backup:\n    schedule: \"{cron}\"\n");
+        kubectl_apply(&env, &profile_yaml(&name, &case, &spec)).await?;
+        cron_profiles.push(name);
+    }
     let resync = RESYNC_SECONDS.to_string();
     let operator = Operator::start(
         &identity.kubeconfig,
@@ -84,6 +105,28 @@ async fn velero_enables_every_schedule_and_neither_fights_the_other() -> Result<
     // Velero validates each Schedule (Enabled) and writes its own fields.
     let api = schedules(env.client(), VELERO_NAMESPACE);
     let mine = ListParams::default().labels(&format!("baseliner.dev/profile={profile}"));
+    let managed = ListParams::default().labels("app.kubernetes.io/managed-by=baseliner");
+    wait_until(
+        "Velero to enable every cron form",
+        Duration::from_secs(90),
+        || async {
+            api.list(&managed).await.is_ok_and(|list| {
+                let ours: Vec<_> = list
+                    .items
+                    .iter()
+                    .filter(|s| {
+                        s.labels()
+                            .get("baseliner.dev/profile")
+                            .is_some_and(|p| cron_profiles.contains(p))
+                    })
+                    .collect();
+                ours.len() == CRONS.len()
+                    && ours.iter().all(|s| s.data["status"]["phase"] == "Enabled")
+            })
+        },
+    )
+    .await
+    .with_context(|| velero.output())?;
     let enabled = wait_for(
         "Velero to enable both Schedules",
         Duration::from_secs(90),
@@ -109,7 +152,7 @@ async fn velero_enables_every_schedule_and_neither_fights_the_other() -> Result<
     }
     let created = writes.settled(&env, Duration::from_secs(2)).await?;
     ensure!(
-        created >= 2,
+        created >= 2 + CRONS.len() as u64,
         "the FlowSchema sees the operator's Schedule writes ({created})"
     );
 
@@ -192,12 +235,16 @@ async fn velero_enables_every_schedule_and_neither_fights_the_other() -> Result<
     );
 
     eprintln!(
-        "velero: 2 Schedules Enabled, {created} creates, 0 writes over {} resync periods, Backup {} kept after its Schedule was pruned",
-        4,
+        "velero: {} Schedules Enabled ({} cron forms), {created} creates, 0 writes over 4 resync periods, Backup {} kept after its Schedule was pruned",
+        2 + CRONS.len(),
+        1 + CRONS.len(),
         backup.name_any()
     );
     drop(operator);
     delete_profile(&env, &profile).await?;
+    for name in &cron_profiles {
+        delete_profile(&env, name).await?;
+    }
     writes.remove(&env).await?;
     for ns in namespaces {
         ns.cleanup().await?;
