@@ -219,7 +219,7 @@ fn say(what: impl std::fmt::Display) {
 async fn run(config: Config) -> Result<()> {
     let started = Instant::now();
     let load_before = load_average();
-    // Velero's Schedule CRD installed, as in a cluster that runs Velero: the
+    // Velero's own CRDs installed, as in a cluster that runs Velero: the
     // profile asks for no backups, and without the CRD the operator retries
     // listing Schedules about once a second (see README, Performance).
     let env = TestEnv::new().await?;

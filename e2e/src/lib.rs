@@ -73,7 +73,7 @@ pub struct TestEnv {
 }
 
 impl TestEnv {
-    /// Connects as cluster admin, with the Velero Schedule CRD installed.
+    /// Connects as cluster admin, with Velero's CRDs installed.
     pub async fn new() -> Result<Self> {
         Self::with_velero(Velero::Installed).await
     }
