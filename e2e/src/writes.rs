@@ -10,7 +10,28 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 
 use crate::baseline::kubectl_apply;
-use crate::{TestEnv, kubectl_delete};
+use crate::{Grant, Identity, TestEnv, TestNamespace, kubectl_delete, random_name};
+
+/// A home namespace `home_prefix-…` holding ServiceAccount `baseliner`
+/// (bound to `cluster-admin`), for an operator process whose `writes` the
+/// returned counter counts.
+pub async fn counted_operator_identity(
+    env: &TestEnv,
+    home_prefix: &str,
+    writes: Writes,
+) -> Result<(TestNamespace, Identity, WriteCounter)> {
+    let home = env.namespace(home_prefix).await?;
+    let identity = env
+        .service_account(
+            &home,
+            "baseliner",
+            &[Grant::ClusterRole("cluster-admin".into())],
+        )
+        .await?;
+    let counter =
+        WriteCounter::install(env, home.name(), &random_name("baseliner-writes"), writes).await?;
+    Ok((home, identity, counter))
+}
 
 /// Which of the ServiceAccount's writes a [`WriteCounter`] counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -14,8 +14,8 @@ use baseliner_e2e::baseline::{
     strict_objects,
 };
 use baseliner_e2e::operator::Operator;
-use baseliner_e2e::writes::{WriteCounter, Writes};
-use baseliner_e2e::{Grant, TestEnv, random_name, wait_until};
+use baseliner_e2e::writes::{Writes, counted_operator_identity};
+use baseliner_e2e::{TestEnv, random_name, wait_until};
 
 const RESYNC_SECONDS: u64 = 3;
 const NAMESPACES: usize = 20;
@@ -23,21 +23,8 @@ const NAMESPACES: usize = 20;
 #[tokio::test]
 async fn converged_operator_makes_no_writes_on_resync_or_restart() -> Result<()> {
     let env = TestEnv::new().await?;
-    let home = env.namespace("steady-home").await?;
-    let identity = env
-        .service_account(
-            &home,
-            "baseliner",
-            &[Grant::ClusterRole("cluster-admin".into())],
-        )
-        .await?;
-    let writes = WriteCounter::install(
-        &env,
-        home.name(),
-        &random_name("baseliner-writes"),
-        Writes::All,
-    )
-    .await?;
+    let (home, identity, writes) =
+        counted_operator_identity(&env, "steady-home", Writes::All).await?;
 
     let case = random_name("steady");
     let profile = random_name("steady");

@@ -15,8 +15,8 @@ use anyhow::{Context, Result, ensure};
 use baseliner_e2e::baseline::{delete_profile, kubectl_apply, profile_yaml};
 use baseliner_e2e::operator::Operator;
 use baseliner_e2e::velero::{VELERO_NAMESPACE, VeleroServer, schedules};
-use baseliner_e2e::writes::{WriteCounter, Writes};
-use baseliner_e2e::{Grant, TestEnv, Velero, random_name, wait_for, wait_until};
+use baseliner_e2e::writes::{Writes, counted_operator_identity};
+use baseliner_e2e::{TestEnv, Velero, random_name, wait_for, wait_until};
 use kube::ResourceExt;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 
@@ -54,21 +54,8 @@ fn backups(env: &TestEnv) -> Api<DynamicObject> {
 async fn velero_enables_every_schedule_and_neither_fights_the_other() -> Result<()> {
     let env = TestEnv::with_velero(Velero::Installed).await?;
     let mut velero = VeleroServer::start(&env.plane().kubeconfig)?;
-    let home = env.namespace("velero-home").await?;
-    let identity = env
-        .service_account(
-            &home,
-            "baseliner",
-            &[Grant::ClusterRole("cluster-admin".into())],
-        )
-        .await?;
-    let writes = WriteCounter::install(
-        &env,
-        home.name(),
-        &random_name("schedule-writes"),
-        Writes::Schedules,
-    )
-    .await?;
+    let (home, identity, writes) =
+        counted_operator_identity(&env, "velero-home", Writes::Schedules).await?;
     let case = random_name("velero");
     let profile = random_name("velero");
     let mut namespaces = Vec::new();
