@@ -30,6 +30,16 @@ struct KindLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReadLabels {
+    kind: &'static str,
+    /// `get` (one object) or `list` (one page of a kind's objects).
+    verb: &'static str,
+}
+
+/// The verbs managed objects are read with.
+pub const READ_VERBS: [&str; 2] = ["get", "list"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ApiErrorLabels {
     action: &'static str,
     /// The HTTP status the API server answered, or `none` when no answer
@@ -69,6 +79,8 @@ pub struct Metrics {
     applied: Family<KindLabels, Counter>,
     pruned: Family<KindLabels, Counter>,
     drift_corrections: Family<KindLabels, Counter>,
+    object_reads: Family<ReadLabels, Counter>,
+    unverified_objects: Gauge,
     api_errors: Family<ApiErrorLabels, Counter>,
     matched_namespaces: Family<ProfileLabels, Gauge>,
     compliant_namespaces: Family<ProfileLabels, Gauge>,
@@ -89,6 +101,8 @@ impl Default for Metrics {
             applied: Family::default(),
             pruned: Family::default(),
             drift_corrections: Family::default(),
+            object_reads: Family::default(),
+            unverified_objects: Gauge::default(),
             api_errors: Family::default(),
             matched_namespaces: Family::default(),
             compliant_namespaces: Family::default(),
@@ -122,6 +136,16 @@ impl Default for Metrics {
             "drift_corrections",
             "Managed objects put back after someone edited or deleted them, by kind",
             metrics.drift_corrections.clone(),
+        );
+        registry.register(
+            "object_reads",
+            "Reads of managed objects' bodies, by kind and verb: get (one object) or list (one page)",
+            metrics.object_reads.clone(),
+        );
+        registry.register(
+            "unverified_objects",
+            "Managed objects whose current version is not yet known to be in sync or drifted",
+            metrics.unverified_objects.clone(),
         );
         registry.register(
             "api_errors",
@@ -169,6 +193,12 @@ impl Default for Metrics {
             let _ = metrics.applied.get_or_create(&kind_labels(kind));
             let _ = metrics.pruned.get_or_create(&kind_labels(kind));
             let _ = metrics.drift_corrections.get_or_create(&kind_labels(kind));
+            for verb in READ_VERBS {
+                let _ = metrics.object_reads.get_or_create(&ReadLabels {
+                    kind: kind.as_str(),
+                    verb,
+                });
+            }
         }
         for state in EXCEPTION_STATES {
             let _ = metrics
@@ -204,6 +234,21 @@ impl Metrics {
         self.drift_corrections
             .get_or_create(&kind_labels(kind))
             .inc();
+    }
+
+    /// One read of managed objects: `verb` is one of [`READ_VERBS`].
+    pub fn read(&self, kind: ManagedKind, verb: &'static str) {
+        self.object_reads
+            .get_or_create(&ReadLabels {
+                kind: kind.as_str(),
+                verb,
+            })
+            .inc();
+    }
+
+    pub fn set_unverified_objects(&self, count: usize) {
+        self.unverified_objects
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// An API request failed: `action` is what was attempted (`apply`,
@@ -304,6 +349,10 @@ mod tests {
         metrics.applied(ManagedKind::NetworkPolicy);
         metrics.pruned(ManagedKind::RoleBinding);
         metrics.drift_corrected(ManagedKind::LimitRange);
+        metrics.read(ManagedKind::ResourceQuota, "list");
+        metrics.read(ManagedKind::ResourceQuota, "get");
+        metrics.read(ManagedKind::ResourceQuota, "get");
+        metrics.set_unverified_objects(12);
         metrics.set_profile_counts("production-strict", 4, 3, 1);
         metrics.set_exception_counts([2, 1, 0, 1]);
         metrics.set_leader(true);
@@ -321,6 +370,15 @@ mod tests {
                 r#"baseliner_drift_corrections_total{kind="LimitRange"}"#,
                 1.0,
             ),
+            (
+                r#"baseliner_object_reads_total{kind="ResourceQuota",verb="get"}"#,
+                2.0,
+            ),
+            (
+                r#"baseliner_object_reads_total{kind="ResourceQuota",verb="list"}"#,
+                1.0,
+            ),
+            ("baseliner_unverified_objects", 12.0),
             (
                 r#"baseliner_profile_matched_namespaces{profile="production-strict"}"#,
                 4.0,
@@ -374,6 +432,7 @@ mod tests {
             r#"baseliner_objects_applied_total{kind="Schedule"}"#,
             r#"baseliner_objects_pruned_total{kind="LimitRange"}"#,
             r#"baseliner_drift_corrections_total{kind="RoleBinding"}"#,
+            r#"baseliner_object_reads_total{kind="NetworkPolicy",verb="list"}"#,
         ] {
             assert_eq!(sample(&text, series), Some(0.0), "{series} in\n{text}");
         }

@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result};
 
 use crate::baseline::kubectl_apply;
 use crate::operator::operator_binary;
-use crate::writes::{WriteCounter, Writes};
+use crate::requests::{RequestCounter, Requests};
 use crate::{Grant, Identity, TestEnv, TestNamespace, random_name, workspace_root};
 
 /// The ClusterRole `baseliner-reader`, as shipped.
@@ -18,7 +18,7 @@ pub const READER_ROLE_YAML: &str = include_str!("../../config/rbac/reader_role.y
 /// A read-only identity and the count of its writes.
 pub struct Reader {
     pub identity: Identity,
-    pub writes: WriteCounter,
+    pub writes: RequestCounter,
     home: TestNamespace,
 }
 
@@ -35,9 +35,13 @@ impl Reader {
                 &[Grant::ClusterRole("baseliner-reader".into())],
             )
             .await?;
-        let writes =
-            WriteCounter::install(env, home.name(), &random_name("reader-writes"), Writes::All)
-                .await?;
+        let writes = RequestCounter::install(
+            env,
+            home.name(),
+            &random_name("reader-writes"),
+            Requests::All,
+        )
+        .await?;
         Ok(Self {
             identity,
             writes,

@@ -18,15 +18,15 @@
 //!   `velero` namespace are installed for every [`TestEnv`] made with
 //!   [`TestEnv::new`]; [`TestEnv::with_velero`] with [`Velero::Absent`] runs a
 //!   test with Velero not installed (such tests run alone, see [`Velero`]).
-//! * [`writes::WriteCounter`] counts the operator's writes with API Priority
+//! * [`requests::RequestCounter`] counts the operator's requests with API Priority
 //!   and Fairness.
 
 pub mod baseline;
 pub mod inspect;
 pub mod operator;
 mod plane;
+pub mod requests;
 pub mod velero;
-pub mod writes;
 
 use std::collections::BTreeMap;
 use std::future::Future;

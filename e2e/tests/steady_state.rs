@@ -1,9 +1,11 @@
 //! Steady state costs nothing: once converged, resyncs and a restart make
-//! zero write requests, counted by the API server itself.
+//! zero write requests, and a restart reads the managed objects by LIST
+//! pages, not one GET each, counted by the API server itself.
 //!
 //! A test binary of its own, so no other test's activity (or operator) runs
-//! while it counts. The operator runs as a ServiceAccount whose every write
-//! API Priority and Fairness counts ([`WriteCounter`] with [`Writes::All`]).
+//! while it counts. The operator runs as a ServiceAccount whose every write,
+//! and every GET and LIST of managed objects, API Priority and Fairness
+//! counts ([`RequestCounter`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,7 +16,7 @@ use baseliner_e2e::baseline::{
     strict_objects,
 };
 use baseliner_e2e::operator::Operator;
-use baseliner_e2e::writes::{Writes, counted_operator_identity};
+use baseliner_e2e::requests::{RequestCounter, Requests, counted_operator_identity};
 use baseliner_e2e::{TestEnv, random_name, wait_until};
 
 const RESYNC_SECONDS: u64 = 3;
@@ -24,7 +26,21 @@ const NAMESPACES: usize = 20;
 async fn converged_operator_makes_no_writes_on_resync_or_restart() -> Result<()> {
     let env = TestEnv::new().await?;
     let (home, identity, writes) =
-        counted_operator_identity(&env, "steady-home", Writes::All).await?;
+        counted_operator_identity(&env, "steady-home", Requests::All).await?;
+    let gets = RequestCounter::install(
+        &env,
+        home.name(),
+        &random_name("baseliner-gets"),
+        Requests::ObjectGets,
+    )
+    .await?;
+    let lists = RequestCounter::install(
+        &env,
+        home.name(),
+        &random_name("baseliner-lists"),
+        Requests::ObjectLists,
+    )
+    .await?;
 
     let case = random_name("steady");
     let profile = random_name("steady");
@@ -81,7 +97,8 @@ async fn converged_operator_makes_no_writes_on_resync_or_restart() -> Result<()>
         operator.output()
     );
 
-    // A restart re-reads everything and writes nothing.
+    // A restart re-reads everything, by LIST, and writes nothing.
+    let (gets_before, lists_before) = (gets.count(&env).await?, lists.count(&env).await?);
     operator.terminate(Duration::from_secs(10))?;
     let mut restarted = Operator::start(&identity.kubeconfig, &args)?;
     tokio::time::sleep(Duration::from_secs(RESYNC_SECONDS * 3)).await;
@@ -95,6 +112,21 @@ async fn converged_operator_makes_no_writes_on_resync_or_restart() -> Result<()>
         after_restart == 0,
         "{after_restart} writes after a restart; log:\n{}",
         restarted.output()
+    );
+    // Four kinds of 20 namespaces' objects, each a page: the watches' first
+    // lists and the verification's, 8 pages. One GET per object would be
+    // 20 × (objects per namespace) GETs.
+    let restart_gets = gets.count(&env).await? - gets_before;
+    let restart_lists = lists.count(&env).await? - lists_before;
+    eprintln!("restart: {restart_gets} GETs, {restart_lists} LIST pages of managed objects");
+    ensure!(
+        restart_gets == 0,
+        "{restart_gets} GETs of managed objects after a restart (a LIST verifies them); log:\n{}",
+        restarted.output()
+    );
+    ensure!(
+        (4..=12).contains(&restart_lists),
+        "{restart_lists} LIST pages of managed objects after a restart (the watches' and the verification's: 8)"
     );
 
     // And it is not idle because it is deaf: drift is still healed.
@@ -125,6 +157,8 @@ async fn converged_operator_makes_no_writes_on_resync_or_restart() -> Result<()>
     restarted.terminate(Duration::from_secs(10))?;
     delete_profile(&env, &profile).await?;
     writes.remove(&env).await?;
+    gets.remove(&env).await?;
+    lists.remove(&env).await?;
     for ns in namespaces {
         ns.cleanup().await?;
     }

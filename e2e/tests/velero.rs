@@ -14,8 +14,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use baseliner_e2e::baseline::{delete_profile, kubectl_apply, profile_yaml};
 use baseliner_e2e::operator::Operator;
+use baseliner_e2e::requests::{Requests, counted_operator_identity};
 use baseliner_e2e::velero::{VELERO_NAMESPACE, VeleroServer, schedules};
-use baseliner_e2e::writes::{Writes, counted_operator_identity};
 use baseliner_e2e::{TestEnv, Velero, random_name, wait_for, wait_until};
 use kube::ResourceExt;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
@@ -55,7 +55,7 @@ async fn velero_enables_every_schedule_and_neither_fights_the_other() -> Result<
     let env = TestEnv::with_velero(Velero::Installed).await?;
     let mut velero = VeleroServer::start(&env.plane().kubeconfig)?;
     let (home, identity, writes) =
-        counted_operator_identity(&env, "velero-home", Writes::Schedules).await?;
+        counted_operator_identity(&env, "velero-home", Requests::Schedules).await?;
     let case = random_name("velero");
     let profile = random_name("velero");
     let mut namespaces = Vec::new();

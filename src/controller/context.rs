@@ -15,6 +15,7 @@ use super::index::ManagedIndex;
 use super::namespace::CachedNamespace;
 use super::report::Reports;
 use super::verified::VerifiedObjects;
+use super::verify::Verification;
 use crate::api::ProductionProfile;
 use crate::api::exception::ProfileException;
 use crate::exception::ExceptionSettings;
@@ -52,6 +53,21 @@ impl Context {
     /// Whether this replica may write.
     pub fn is_leader(&self) -> bool {
         *self.leader.borrow()
+    }
+
+    /// True once every cache a plan is made from has been listed. Before
+    /// that a plan would be wrong: an object missing from the index may
+    /// exist (applying it would be a needless write); with the profiles
+    /// not listed every namespace looks unowned (releasing it would prune
+    /// everything baseliner made there, on every restart); with the
+    /// exceptions not listed a waived control would be put back and pruned
+    /// again; with the author-rights policy not read, grants would be held
+    /// back and reported for nothing.
+    pub fn caches_complete(&self) -> bool {
+        self.managed.is_ready()
+            && [PROFILES, EXCEPTIONS, NAMESPACES, AUTHOR_RIGHTS]
+                .into_iter()
+                .all(|cache| self.caches.is_synced(cache))
     }
 }
 
@@ -108,6 +124,8 @@ pub struct Context {
     pub namespaces: Store<CachedNamespace>,
     pub managed: ManagedIndex,
     pub verified: VerifiedObjects,
+    /// How far verification from LISTs has got.
+    pub verification: Verification,
     pub reports: Reports,
     pub events: EventBatcher,
     pub metrics: Arc<Metrics>,

@@ -87,6 +87,15 @@ impl Entry {
     }
 }
 
+/// What [`ManagedIndex::unknown_versions`] found.
+#[derive(Debug, Default)]
+pub struct KindVersions {
+    pub objects: usize,
+    pub unknown: usize,
+    /// (served namespace, key) of some of the unknown ones.
+    pub some_unknown: Vec<(String, ObjectKey)>,
+}
+
 /// How far the watch of one kind has got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WatchState {
@@ -131,6 +140,32 @@ impl ManagedIndex {
     pub fn mark_not_served(&self, kind: ManagedKind) {
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
         inner.state.insert(kind, WatchState::NotServed);
+    }
+
+    /// How many objects of `kind` the index holds, and which of them
+    /// `is_known` does not know at their current resourceVersion: the count,
+    /// and up to `keep` of them with the namespace each serves.
+    pub fn unknown_versions(
+        &self,
+        kind: ManagedKind,
+        is_known: impl Fn(&ObjectKey, &str) -> bool,
+        keep: usize,
+    ) -> KindVersions {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        let mut versions = KindVersions::default();
+        for (served, entries) in &inner.by_namespace {
+            for entry in entries.iter().filter(|e| e.kind == kind) {
+                versions.objects += 1;
+                let key = entry.key(served);
+                if !is_known(&key, &entry.resource_version) {
+                    versions.unknown += 1;
+                    if versions.some_unknown.len() < keep {
+                        versions.some_unknown.push((served.to_string(), key));
+                    }
+                }
+            }
+        }
+        versions
     }
 
     /// Number of objects indexed, for metrics and benchmarks.

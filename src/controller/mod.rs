@@ -7,6 +7,8 @@
 //! - [`index`]: metadata-only view of every managed object, by namespace.
 //! - [`verified`]: what is known to be in sync, and our own writes the
 //!   caches have not caught up with.
+//! - [`verify`]: learns what is in sync by listing a page at a time, at
+//!   start and whenever objects changed, on every replica.
 //! - [`namespace`]: the namespace cache's compact type.
 //! - [`report`]: what each namespace's last reconcile found.
 //! - [`status`]: per-profile status and Events.
@@ -27,6 +29,7 @@ pub mod reconcile;
 pub mod report;
 pub mod status;
 pub mod verified;
+pub mod verify;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -165,6 +168,7 @@ pub async fn run(
         namespaces: namespaces.clone(),
         managed: ManagedIndex::default(),
         verified: VerifiedObjects::default(),
+        verification: Default::default(),
         reports: Reports::default(),
         events: EventBatcher::default(),
         metrics,
@@ -175,6 +179,7 @@ pub async fn run(
     });
 
     tokio::spawn(resync_on_leadership(leader, resync_all_tx.clone()));
+    tokio::spawn(verify::run(ctx.clone(), resync_all_tx.clone()));
 
     // Managed objects: metadata-only, label-filtered; each change triggers
     // the namespace it serves.
@@ -522,16 +527,20 @@ async fn watch_managed(
         match event {
             Ok(event) => {
                 let initial = matches!(event, watcher::Event::InitDone);
+                if initial && ctx.managed.state(kind) == Some(index::WatchState::Synced) {
+                    // Re-listed: what changed meanwhile is read again.
+                    ctx.verification.kind_changed(kind);
+                }
                 for (served, key, live) in ctx.managed.apply_event(kind, event) {
-                    if live.is_none() {
-                        ctx.verified.forget(&key);
-                    }
-                    // The echo of our own write needs no reconcile.
-                    if live
-                        .as_ref()
-                        .is_some_and(|l| ctx.verified.is_known_version(&key, &l.resource_version))
-                    {
-                        continue;
+                    match &live {
+                        None => ctx.verified.forget(&key),
+                        // The echo of our own write needs no reconcile.
+                        Some(live)
+                            if ctx.verified.is_known_version(&key, &live.resource_version) =>
+                        {
+                            continue;
+                        }
+                        Some(_) => ctx.verification.kind_changed(kind),
                     }
                     let _ = trigger.unbounded_send(ObjectRef::new(&served));
                 }

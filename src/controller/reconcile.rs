@@ -42,41 +42,14 @@ pub async fn reconcile_namespace(
         // leader triggers a pass over every namespace.
         return Ok(Action::await_change());
     }
-    let profiles_listed =
-        ctx.caches.is_synced(super::PROFILES) && ctx.caches.is_synced(super::EXCEPTIONS);
-    let grants_known = ctx.caches.is_synced(super::AUTHOR_RIGHTS);
-    if !ctx.managed.is_ready() || !profiles_listed || !grants_known {
-        // Until every kind is listed, an object missing from the index may
-        // exist; applying it anyway would be a needless write. Until the
-        // profiles are listed, every namespace looks unowned: releasing it
-        // would prune everything baseliner made there (on every restart);
-        // until the exceptions are, a waived control would be put back
-        // and pruned again.
-        // Until the author-rights policy is read, grants would be held back
-        // and reported for nothing.
+    if !ctx.caches_complete() || !ctx.verification.first_pass_done() {
+        // Until the caches are complete the plan would be wrong (see
+        // `Context::caches_complete`); until the first verification pass
+        // is over, every object it has not reached yet would be read on
+        // its own, the read storm that pass exists to avoid.
         return Ok(Action::requeue(std::time::Duration::from_millis(200)));
     }
-    let profiles = ctx.profiles.state();
-    let live = if namespace.is_terminating() {
-        Default::default()
-    } else {
-        ctx.managed.objects_serving(&namespace.name_any())
-    };
-    let grants = ctx.author_rights.borrow().clone();
-    let exceptions = ctx.exceptions.state();
-    let input = PlanInput {
-        namespace: &namespace,
-        profiles: &profiles,
-        selection: &ctx.config.selection,
-        render: &ctx.config.render,
-        live: &live,
-        schedules_served: ctx.managed.state(ManagedKind::Schedule) != Some(WatchState::NotServed),
-        grants: &grants,
-        exceptions: &exceptions,
-        now: Timestamp::now(),
-        exception_settings: &ctx.config.exceptions,
-    };
-    let plan = plan_namespace(&input, &ctx.verified);
+    let (plan, now) = plan_from_caches(&ctx, &namespace);
     if plan.terminating {
         ctx.reports.forget(&plan.namespace);
         return Ok(Action::await_change());
@@ -89,7 +62,7 @@ pub async fn reconcile_namespace(
         exceptions: plan.exceptions.names(),
         ..NamespaceReport::default()
     };
-    let next = next_reconcile(ctx.config.resync, plan.exceptions.ends, input.now);
+    let next = next_reconcile(ctx.config.resync, plan.exceptions.ends, now);
     let result = execute(&ctx, &namespace, plan, &mut report).await;
     if let Err(error) = &result {
         report
@@ -98,6 +71,36 @@ pub async fn reconcile_namespace(
     }
     ctx.reports.record(&namespace.name_any(), report);
     result.map(|()| Action::requeue(next))
+}
+
+/// Plans `namespace`'s reconcile from the caches as they are now; gives
+/// back the moment it was planned for, too.
+pub(super) fn plan_from_caches(
+    ctx: &Context,
+    namespace: &CachedNamespace,
+) -> (NamespacePlan, Timestamp) {
+    let profiles = ctx.profiles.state();
+    let live = if namespace.is_terminating() {
+        Default::default()
+    } else {
+        ctx.managed.objects_serving(&namespace.name_any())
+    };
+    let grants = ctx.author_rights.borrow().clone();
+    let exceptions = ctx.exceptions.state();
+    let now = Timestamp::now();
+    let input = PlanInput {
+        namespace,
+        profiles: &profiles,
+        selection: &ctx.config.selection,
+        render: &ctx.config.render,
+        live: &live,
+        schedules_served: ctx.managed.state(ManagedKind::Schedule) != Some(WatchState::NotServed),
+        grants: &grants,
+        exceptions: &exceptions,
+        now,
+        exception_settings: &ctx.config.exceptions,
+    };
+    (plan_namespace(&input, &ctx.verified), now)
 }
 
 /// When to reconcile a namespace again: at the resync, or just after the
@@ -288,6 +291,7 @@ async fn ensure_object(
     let api = object_api(ctx, key);
     let step = match &object.step {
         Step::NeedsRead => {
+            ctx.metrics.read(key.kind, "get");
             let current = api
                 .get_opt(&key.name)
                 .await
@@ -296,11 +300,13 @@ async fn ensure_object(
                 .as_ref()
                 .map(|current| serde_json::to_value(current).unwrap_or_default());
             let step = decide_after_read(key, desired, current_json.as_ref(), strategy);
+            let rv = current
+                .and_then(|current| current.resource_version())
+                .unwrap_or_default();
             if step == Step::InSync {
-                let rv = current
-                    .and_then(|current| current.resource_version())
-                    .unwrap_or_default();
                 ctx.verified.record(key, &rv, desired.fingerprint);
+            } else {
+                ctx.verified.note_read(key, &rv);
             }
             step
         }

@@ -30,6 +30,9 @@ pub struct VerifiedObjects {
     /// a false match needs two 64-bit digests to collide at once.
     inner: Mutex<HashMap<u64, Record>>,
     digests: RandomState,
+    /// Per managed object read and found not in sync: digests of its key
+    /// and of the resourceVersion read (see [`VerifiedObjects::note_read`]).
+    read: Mutex<HashMap<u64, u64>>,
     /// Objects we deleted or orphaned: the resourceVersion the index showed.
     pruned: Mutex<HashMap<ObjectKey, String>>,
     /// Namespaces whose labels we patched: the resourceVersion the cache
@@ -78,15 +81,44 @@ impl VerifiedObjects {
             version: self.digest(resource_version),
             fingerprint,
         };
+        let key = self.digest(key);
         let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        map.insert(self.digest(key), record);
+        map.insert(key, record);
+        drop(map);
+        let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        read.remove(&key);
+    }
+
+    /// We read the object at `resource_version` and it was not in sync (or
+    /// nothing desires it): reading it again would tell nothing new. The
+    /// reconcile still acts on it; this only keeps [`super::verify`] from
+    /// reading it over and over.
+    pub fn note_read(&self, key: &ObjectKey, resource_version: &str) {
+        let (key, version) = (self.digest(key), self.digest(resource_version));
+        let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        read.insert(key, version);
+    }
+
+    /// True when the object at `resource_version` is verified or was read
+    /// and found not in sync: either way its body has been seen.
+    pub fn is_read(&self, key: &ObjectKey, resource_version: &str) -> bool {
+        if self.is_known_version(key, resource_version) {
+            return true;
+        }
+        let version = self.digest(resource_version);
+        let read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        read.get(&self.digest(key)) == Some(&version)
     }
 
     /// The watch saw the object go (or we are about to remove it).
     pub fn forget(&self, key: &ObjectKey) {
+        let digest = self.digest(key);
         let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        map.remove(&self.digest(key));
+        map.remove(&digest);
         drop(map);
+        let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        read.remove(&digest);
+        drop(read);
         let mut pruned = self.pruned.lock().unwrap_or_else(|e| e.into_inner());
         pruned.remove(key);
     }
@@ -192,6 +224,25 @@ mod tests {
             ..key()
         };
         assert!(!verified.is_verified(&other, "10", 7), "another object");
+    }
+
+    #[test]
+    fn a_version_read_out_of_sync_is_read_until_it_changes() {
+        let verified = VerifiedObjects::default();
+        assert!(!verified.is_read(&key(), "10"));
+        verified.note_read(&key(), "10");
+        assert!(verified.is_read(&key(), "10"));
+        assert!(
+            !verified.is_known_version(&key(), "10"),
+            "read is not verified"
+        );
+        assert!(!verified.is_read(&key(), "11"), "changed since");
+        verified.record(&key(), "12", 7);
+        assert!(verified.is_read(&key(), "12"), "verified counts as read");
+        assert!(!verified.is_read(&key(), "10"), "the old note is gone");
+        verified.note_read(&key(), "13");
+        verified.forget(&key());
+        assert!(!verified.is_read(&key(), "13"));
     }
 
     #[test]

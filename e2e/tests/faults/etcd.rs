@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{Result, anyhow, ensure};
 use baseliner_e2e::baseline::{STRICT_SPEC, strict_objects};
 use baseliner_e2e::random_name;
-use baseliner_e2e::writes::{WriteCounter, Writes};
+use baseliner_e2e::requests::{RequestCounter, Requests};
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::Client;
@@ -54,11 +54,11 @@ async fn etcd_restart_with_compacted_history_relists_without_a_write_storm() -> 
         })?;
     let client = faults.client();
     let (home, identity) = faults.operator_account("faults-etcd").await?;
-    let writes = WriteCounter::install(
+    let writes = RequestCounter::install(
         &faults.env,
         home.name(),
         &random_name("faults-etcd-writes"),
-        Writes::ManagedObjects,
+        Requests::ManagedObjects,
     )
     .await?;
     let case = random_name("fetcd");

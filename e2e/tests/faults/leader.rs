@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail, ensure};
 use baseliner_e2e::baseline::{STRICT_SPEC, strict_objects};
 use baseliner_e2e::operator::Operator;
-use baseliner_e2e::writes::{WriteCounter, Writes};
+use baseliner_e2e::requests::{RequestCounter, Requests};
 use baseliner_e2e::{Identity, random_name, wait_until};
 
 use crate::support::{
@@ -84,11 +84,11 @@ async fn leader_killed_mid_convergence_standby_finishes_writing_nothing_twice() 
     let faults = Faults::new().await?;
     let client = faults.client();
     let (home, identity) = faults.operator_account("faults-leader").await?;
-    let writes = WriteCounter::install(
+    let writes = RequestCounter::install(
         &faults.env,
         home.name(),
         &random_name("faults-leader-writes"),
-        Writes::ManagedObjects,
+        Requests::ManagedObjects,
     )
     .await?;
     let case = random_name("flead");

@@ -1,7 +1,7 @@
 //! What every fault test needs: the plane it may disturb, the operator's
 //! identity, many namespaces at once, the end state read back by listing,
 //! and its log. The operator's writes are counted by the harness's
-//! [`baseliner_e2e::writes::WriteCounter`].
+//! [`baseliner_e2e::requests::RequestCounter`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

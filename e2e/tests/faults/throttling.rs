@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, ensure};
 use baseliner_e2e::baseline::{STRICT_SPEC, kubectl_apply, strict_objects};
-use baseliner_e2e::writes::flow_schema_metric;
+use baseliner_e2e::requests::flow_schema_metric;
 use baseliner_e2e::{Identity, TestEnv, kubectl_delete, random_name, wait_until};
 use k8s_openapi::api::core::v1::{Namespace, ResourceQuota};
 use kube::api::{Api, ListParams};

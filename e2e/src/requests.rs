@@ -1,8 +1,10 @@
-//! The operator's writes, counted by the API server itself: a FlowSchema
-//! that matches only the write verbs of the operator's ServiceAccount makes
+//! The operator's requests, counted by the API server itself: a FlowSchema
+//! that matches only some verbs and resources of the operator's
+//! ServiceAccount (its writes, say, or its GETs of managed objects) makes
 //! API Priority and Fairness count exactly those requests in
 //! `apiserver_flowcontrol_dispatched_requests_total{flow_schema=...}`
-//! (reset when the apiserver restarts).
+//! (reset when the apiserver restarts). A request matches one FlowSchema
+//! only, so the counters of one ServiceAccount must not overlap.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,12 +16,12 @@ use crate::{Grant, Identity, TestEnv, TestNamespace, kubectl_delete, random_name
 
 /// A home namespace `home_prefix-…` holding ServiceAccount `baseliner`
 /// (bound to `cluster-admin`), for an operator process whose `writes` the
-/// returned counter counts.
+/// returned counter counts ([`RequestCounter::install`] adds more).
 pub async fn counted_operator_identity(
     env: &TestEnv,
     home_prefix: &str,
-    writes: Writes,
-) -> Result<(TestNamespace, Identity, WriteCounter)> {
+    writes: Requests,
+) -> Result<(TestNamespace, Identity, RequestCounter)> {
     let home = env.namespace(home_prefix).await?;
     let identity = env
         .service_account(
@@ -29,13 +31,13 @@ pub async fn counted_operator_identity(
         )
         .await?;
     let counter =
-        WriteCounter::install(env, home.name(), &random_name("baseliner-writes"), writes).await?;
+        RequestCounter::install(env, home.name(), &random_name("baseliner-writes"), writes).await?;
     Ok((home, identity, counter))
 }
 
-/// Which of the ServiceAccount's writes a [`WriteCounter`] counts.
+/// Which of the ServiceAccount's requests a [`RequestCounter`] counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Writes {
+pub enum Requests {
     /// Every write, of any resource: status and Events included.
     All,
     /// Writes of what the operator converges: NetworkPolicies, LimitRanges,
@@ -44,9 +46,14 @@ pub enum Writes {
     ManagedObjects,
     /// Writes of Velero Schedules.
     Schedules,
+    /// GETs of one NetworkPolicy, LimitRange, ResourceQuota or RoleBinding.
+    ObjectGets,
+    /// LISTs (each page one request) of those four kinds. Watches are
+    /// verb `watch` and not counted.
+    ObjectLists,
 }
 
-impl Writes {
+impl Requests {
     /// `matchingPrecedence` and the FlowSchema's `resourceRules` entry.
     fn rule(self) -> (u32, &'static str) {
         match self {
@@ -76,29 +83,47 @@ impl Writes {
           namespaces: ['*']
 ",
             ),
+            Self::ObjectGets => (
+                130,
+                "        - verbs: [get]
+          apiGroups: ['', networking.k8s.io, rbac.authorization.k8s.io]
+          resources: [networkpolicies, limitranges, resourcequotas, rolebindings]
+          clusterScope: true
+          namespaces: ['*']
+",
+            ),
+            Self::ObjectLists => (
+                120,
+                "        - verbs: [list]
+          apiGroups: ['', networking.k8s.io, rbac.authorization.k8s.io]
+          resources: [networkpolicies, limitranges, resourcequotas, rolebindings]
+          clusterScope: true
+          namespaces: ['*']
+",
+            ),
         }
     }
 }
 
-/// A FlowSchema counting the writes of ServiceAccount `baseliner` in one
-/// namespace; deleted on drop unless [`WriteCounter::remove`] was called.
-pub struct WriteCounter {
+/// A FlowSchema counting requests of ServiceAccount `baseliner` in one
+/// namespace; deleted on drop unless [`RequestCounter::remove`] was called.
+pub struct RequestCounter {
     pub flow_schema: String,
     kubectl: PathBuf,
     kubeconfig: PathBuf,
     removed: bool,
 }
 
-impl WriteCounter {
-    /// Creates FlowSchema `flow_schema` counting `writes` by ServiceAccount
-    /// `baseliner` of namespace `home`.
+impl RequestCounter {
+    /// Creates FlowSchema `flow_schema` counting `requests` by
+    /// ServiceAccount `baseliner` of namespace `home`.
     pub async fn install(
         env: &TestEnv,
         home: &str,
         flow_schema: &str,
-        writes: Writes,
+        requests: Requests,
     ) -> Result<Self> {
-        let (precedence, resource_rule) = writes.rule();
+        let (precedence, resource_rule) = requests.rule();
         kubectl_apply(
             env,
             &format!(
@@ -127,7 +152,7 @@ spec:
         })
     }
 
-    /// Writes dispatched so far.
+    /// Requests dispatched so far.
     pub async fn count(&self, env: &TestEnv) -> Result<u64> {
         flow_schema_metric(
             env,
@@ -148,7 +173,7 @@ spec:
             }
             last = now;
         }
-        bail!("the operator never stopped writing (last count {last})")
+        bail!("the count never stopped moving (last {last})")
     }
 
     /// Deletes the FlowSchema; an error if kubectl fails.
@@ -161,7 +186,7 @@ spec:
     }
 }
 
-impl Drop for WriteCounter {
+impl Drop for RequestCounter {
     fn drop(&mut self) {
         if !self.removed {
             kubectl_delete(
