@@ -30,6 +30,9 @@ pub const EXCEPTIONS: &str = "profileexceptions";
 pub const NAMESPACES: &str = "namespaces";
 /// The author-rights policy and its binding.
 pub const AUTHOR_RIGHTS: &str = "validatingadmissionpolicies";
+/// Not a cache: the first verification pass over the managed objects
+/// ([`super::verify`]).
+pub const VERIFIED: &str = "verified-objects";
 
 /// Errors of the controller layer.
 #[derive(Debug, Error)]
@@ -124,7 +127,7 @@ pub struct Context {
     pub namespaces: Store<CachedNamespace>,
     pub managed: ManagedIndex,
     pub verified: VerifiedObjects,
-    /// How far verification from LISTs has got.
+    /// Which kinds' objects changed since verification last read them.
     pub verification: Verification,
     pub reports: Reports,
     pub events: EventBatcher,

@@ -56,7 +56,9 @@ use crate::health::CacheSync;
 use crate::kind::ManagedKind;
 use crate::metrics::Metrics;
 use author_rights::AuthorRights;
-pub use context::{AUTHOR_RIGHTS, Config, Context, EXCEPTIONS, Error, NAMESPACES, PROFILES};
+pub use context::{
+    AUTHOR_RIGHTS, Config, Context, EXCEPTIONS, Error, NAMESPACES, PROFILES, VERIFIED,
+};
 use events::EventBatcher;
 use index::ManagedIndex;
 use namespace::CachedNamespace;
@@ -120,7 +122,7 @@ pub async fn run(
     // wait on it, and the controller's runner already waits on the
     // namespace store: a second waiter (or a `now_or_never` peek) would
     // steal its wake-up, leaving `/readyz` or the runner stuck.
-    caches.register([PROFILES, EXCEPTIONS, NAMESPACES, AUTHOR_RIGHTS]);
+    caches.register([PROFILES, EXCEPTIONS, NAMESPACES, AUTHOR_RIGHTS, VERIFIED]);
     caches.register(ManagedKind::ALL.map(ManagedKind::as_str));
 
     let (profiles, profile_writer) = reflector::store::<ProductionProfile>();

@@ -42,7 +42,7 @@ pub async fn reconcile_namespace(
         // leader triggers a pass over every namespace.
         return Ok(Action::await_change());
     }
-    if !ctx.caches_complete() || !ctx.verification.first_pass_done() {
+    if !ctx.caches_complete() || !ctx.caches.is_synced(super::VERIFIED) {
         // Until the caches are complete the plan would be wrong (see
         // `Context::caches_complete`); until the first verification pass
         // is over, every object it has not reached yet would be read on

@@ -8,7 +8,8 @@
 //! each kind's managed objects are listed here in pages of [`PAGE_SIZE`];
 //! each object is compared with what its namespace's plan desires and
 //! recorded when it is in sync, and the page is dropped, so memory is
-//! bounded by a page. The leader's reconciles wait for this first pass.
+//! bounded by a page. The leader's reconciles wait for this first pass, and
+//! so does `/readyz`.
 //!
 //! Every replica does this, standbys included, and keeps its record current
 //! afterwards: once a kind whose objects changed (the leader's writes,
@@ -21,7 +22,6 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::channel::mpsc;
@@ -51,22 +51,17 @@ pub const QUIET: Duration = Duration::from_secs(2);
 /// The longest a kind that keeps changing waits to be read.
 const MOST_DEFERRED: Duration = Duration::from_secs(30);
 
-/// How far verification has got, shared by the watches (which say what
-/// changed) and the task that reads.
+/// Which kinds changed since they were last read, shared by the watches
+/// (which say so) and the task that reads. The first pass is over once
+/// [`super::VERIFIED`] is marked synced, which `/readyz` waits for too: a
+/// new replica of a rollout is ready once it is warm.
 #[derive(Default)]
 pub struct Verification {
-    first_pass_done: AtomicBool,
     changed_kinds: Mutex<HashSet<ManagedKind>>,
     changed: Notify,
 }
 
 impl Verification {
-    /// True once every kind has been listed and verified once (or the
-    /// attempt failed, and reconciles read what they need themselves).
-    pub fn first_pass_done(&self) -> bool {
-        self.first_pass_done.load(Ordering::Acquire)
-    }
-
     /// Objects of `kind` changed in a way that is not our own write's echo.
     pub fn kind_changed(&self, kind: ManagedKind) {
         self.changed_kinds
@@ -105,9 +100,7 @@ pub async fn run(ctx: std::sync::Arc<Context>, resync_all: mpsc::UnboundedSender
             ),
         }
     }
-    ctx.verification
-        .first_pass_done
-        .store(true, Ordering::Release);
+    ctx.caches.mark_synced(super::VERIFIED);
     let unverified = update_unverified(&ctx);
     info!(
         objects = total.listed,

@@ -1,6 +1,7 @@
 //! Leader election: replicas elect one writer, hand over quickly on SIGTERM
-//! and on a crash without writing anything twice, and a leader that loses
-//! its Lease exits instead of writing on.
+//! and on a crash without writing anything twice or reading anything again
+//! (a standby keeps its record of what is in sync warm), and a leader that
+//! loses its Lease exits instead of writing on.
 
 use std::time::{Duration, Instant};
 
@@ -74,6 +75,12 @@ async fn one_replica_leads_and_hands_over_on_sigterm_and_on_crash() -> Result<()
     );
     let client = env.client();
     let versions_before = all_object_versions(&client, first_ns.name()).await?;
+    // Warm: the standby has read every object once, by LIST.
+    wait_until("the standby to know every object", CONVERGE, || async {
+        second.metric("baseliner_unverified_objects").await == Some(0.0)
+    })
+    .await?;
+    let standby_reads = second.object_reads("get").await? + second.object_reads("list").await?;
 
     // SIGTERM: the leader releases the Lease; the standby takes over at its
     // next look (one retry period at most).
@@ -90,6 +97,21 @@ async fn one_replica_leads_and_hands_over_on_sigterm_and_on_crash() -> Result<()
     ensure!(
         sigterm_handover < Duration::from_secs(2),
         "handover after SIGTERM took {sigterm_handover:?}"
+    );
+
+    // Taking over read nothing: every namespace's reconcile found its
+    // objects verified already.
+    wait_until("the new leader to settle", CONVERGE, || async {
+        second.metric("baseliner_unverified_objects").await == Some(0.0)
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let takeover_reads =
+        second.object_reads("get").await? + second.object_reads("list").await? - standby_reads;
+    ensure!(
+        takeover_reads == 0.0,
+        "the new leader read {takeover_reads} times taking over; its log:\n{}",
+        second.operator.output()
     );
 
     // The new leader carries on: a namespace created now gets its baseline.

@@ -98,6 +98,19 @@ impl Replica {
             .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
     }
 
+    /// Its reads of managed objects with `verb` (`get` or `list`), all kinds.
+    pub(super) async fn object_reads(&self, verb: &str) -> Result<f64> {
+        let (_, body) = self.get("/metrics").await?;
+        let label = format!("verb=\"{verb}\"");
+        Ok(body
+            .lines()
+            .filter(|line| {
+                line.starts_with("baseliner_object_reads_total{") && line.contains(&label)
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum())
+    }
+
     pub(super) async fn is_leader(&self) -> bool {
         self.metric("baseliner_leader").await == Some(1.0)
     }
