@@ -304,6 +304,28 @@ pub async fn request_totals(client: &Client) -> Result<BTreeMap<String, f64>> {
     Ok(totals)
 }
 
+/// The managed kinds' resources, as `apiserver_request_total` names them.
+pub const MANAGED_RESOURCES: [&str; 5] = [
+    "networkpolicies",
+    "limitranges",
+    "resourcequotas",
+    "rolebindings",
+    "schedules",
+];
+
+/// Of a [`request_diff`]: the requests with one of `verbs` (`GET`, `LIST`,
+/// `APPLY`, ...) on one of `resources` (subresources not included).
+pub fn requests_of(diff: &[(String, u64)], verbs: &[&str], resources: &[&str]) -> u64 {
+    diff.iter()
+        .filter(|(key, _)| {
+            let mut parts = key.split(' ');
+            let (verb, resource) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            verbs.contains(&verb) && resources.contains(&resource)
+        })
+        .map(|(_, count)| count)
+        .sum()
+}
+
 /// `after - before`, largest first, without zeros.
 pub fn request_diff(
     before: &BTreeMap<String, f64>,
@@ -500,6 +522,14 @@ pub async fn clean(client: &Client, tracker: &Tracker, names: &[String]) -> Resu
         .await
 }
 
+/// When a starting operator's caches were listed and when it was ready
+/// (verified every object too).
+#[derive(Clone, Copy, Debug)]
+pub struct ReadyStages {
+    pub listed: Instant,
+    pub ready: Instant,
+}
+
 /// A `baseliner run` process of the release build, as the ServiceAccount.
 pub struct RunningOperator {
     pub process: Operator,
@@ -509,20 +539,42 @@ pub struct RunningOperator {
 
 impl RunningOperator {
     pub fn start(kubeconfig: &Path, resync_seconds: u64, workers: Option<u16>) -> Result<Self> {
-        let port = free_port()?;
-        let addr = format!("127.0.0.1:{port}");
-        let resync = resync_seconds.to_string();
         let workers = workers.map(|w| w.to_string());
-        let mut args = vec![
-            "--resync-seconds",
-            resync.as_str(),
-            "--leader-elect=false",
-            "--http-addr",
-            addr.as_str(),
-        ];
+        let mut args = vec!["--leader-elect=false"];
         if let Some(workers) = &workers {
             args.extend(["--workers", workers.as_str()]);
         }
+        Self::start_with(kubeconfig, resync_seconds, &args)
+    }
+
+    /// A replica electing its leader on a Lease in the benchmark's home
+    /// namespace, with the default lease timings (15 s, 10 s, 2 s), as
+    /// deployed.
+    pub fn start_elected(kubeconfig: &Path, resync_seconds: u64) -> Result<Self> {
+        Self::start_with(
+            kubeconfig,
+            resync_seconds,
+            &[
+                "--leader-elect=true",
+                "--lease-namespace",
+                HOME_NAMESPACE,
+                "--operator-namespace",
+                HOME_NAMESPACE,
+            ],
+        )
+    }
+
+    fn start_with(kubeconfig: &Path, resync_seconds: u64, extra: &[&str]) -> Result<Self> {
+        let port = free_port()?;
+        let addr = format!("127.0.0.1:{port}");
+        let resync = resync_seconds.to_string();
+        let mut args = vec![
+            "--resync-seconds",
+            resync.as_str(),
+            "--http-addr",
+            addr.as_str(),
+        ];
+        args.extend_from_slice(extra);
         let started = Instant::now();
         let process = Operator::start(kubeconfig, &args)?;
         Ok(Self {
@@ -532,16 +584,45 @@ impl RunningOperator {
         })
     }
 
+    /// Whether this replica says it holds the Lease.
+    pub async fn is_leader(&self) -> bool {
+        self.metric("baseliner_leader").await.ok() == Some(1.0)
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: signalling a child process the benchmark started.
+        unsafe {
+            libc::kill(self.pid() as i32, signal);
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.process.pid()
     }
 
     /// Polls `/readyz` every 5 ms; returns when it first answered 200.
     pub async fn wait_ready(&mut self, timeout: Duration) -> Result<Instant> {
+        Ok(self.wait_ready_stages(timeout).await?.ready)
+    }
+
+    /// Polls `/readyz` every 5 ms until it answers 200; says when only the
+    /// verification pass was left (the caches listed) and when it was over.
+    pub async fn wait_ready_stages(&mut self, timeout: Duration) -> Result<ReadyStages> {
         let deadline = Instant::now() + timeout;
+        let mut listed = None;
         loop {
-            if let Ok((200, _)) = http_get(self.port, "/readyz").await {
-                return Ok(Instant::now());
+            match http_get(self.port, "/readyz").await {
+                Ok((200, _)) => {
+                    let ready = Instant::now();
+                    return Ok(ReadyStages {
+                        listed: listed.unwrap_or(ready),
+                        ready,
+                    });
+                }
+                Ok((_, body)) if body.trim().ends_with(": verified-objects") => {
+                    listed.get_or_insert_with(Instant::now);
+                }
+                _ => {}
             }
             if !self.process.is_running() {
                 bail!(

@@ -40,7 +40,9 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
-use cluster::{Requests, RunningOperator, Settle, operator_requests, settled_requests};
+use cluster::{
+    MANAGED_RESOURCES, Requests, RunningOperator, Settle, operator_requests, settled_requests,
+};
 use floor::{Item, Method};
 use report::{
     ConvergenceRun, FloorRun, FloorSweepPoint, Report, RestartRun, SteadyWindow, median, median_u64,
@@ -283,7 +285,7 @@ async fn run(config: Config) -> Result<()> {
         long_run_peak_rss_bytes: settled.peak,
     };
     let (restart, operator) = bench.restart(operator).await?;
-    operator.stop()?;
+    let failover = bench.failover(operator).await?;
     bench.delete_profile().await?;
 
     let report = Report {
@@ -308,6 +310,7 @@ async fn run(config: Config) -> Result<()> {
         steady_state,
         memory,
         restart,
+        failover: Some(failover),
         inspect: Some(inspect),
     };
     let json = bench.config.output.join("BENCHMARKS.json");
@@ -762,23 +765,10 @@ impl Bench {
                 );
                 let sent = Instant::now();
                 let restored = match drift {
-                    Drift::Delete => {
-                        api.delete(&key.name, &DeleteParams::default())
-                            .await
-                            .with_context(|| format!("deleting {key}"))?;
-                        let old_uid = before.uid.clone();
-                        self.tracker
-                            .wait(
-                                &format!("{key} to be recreated"),
-                                Duration::from_secs(10),
-                                |s| {
-                                    s.observed(&key)
-                                        .filter(|o| o.compliant && o.uid != old_uid)
-                                        .map(|o| o.at)
-                                },
-                            )
-                            .await
-                    }
+                    Drift::Delete => match self.delete_and_wait_restored(&key).await {
+                        Ok(took) => Ok(sent + took),
+                        Err(error) => Err(error),
+                    },
                     Drift::Edit => {
                         let patch = edit_patch(&key, &self.tracker);
                         let edited = api
@@ -1050,8 +1040,11 @@ impl Bench {
                 self.config.resync_seconds,
                 None,
             )?;
-            let ready = next.wait_ready(Duration::from_secs(300)).await?;
-            let ready_seconds = ready.saturating_duration_since(next.started).as_secs_f64();
+            let stages = next.wait_ready_stages(Duration::from_secs(300)).await?;
+            let since_start =
+                |at: Instant| at.saturating_duration_since(next.started).as_secs_f64();
+            let (listed_seconds, ready_seconds) =
+                (since_start(stages.listed), since_start(stages.ready));
             let (after, last_moved) = settled_requests(
                 &self.admin,
                 Settle::All,
@@ -1064,6 +1057,7 @@ impl Bench {
                 cluster::request_diff(&totals_before, &cluster::request_totals(&self.admin).await?);
             let memory = next.memory()?;
             let result = RestartRun {
+                listed_seconds,
                 ready_seconds,
                 caught_up_seconds: last_moved
                     .saturating_duration_since(next.started)
@@ -1071,18 +1065,23 @@ impl Bench {
                     .max(ready_seconds),
                 writes: requests.writes,
                 reads: requests.reads,
+                object_gets: cluster::requests_of(&by_resource, &["GET"], &MANAGED_RESOURCES),
+                object_lists: cluster::requests_of(&by_resource, &["LIST"], &MANAGED_RESOURCES),
                 peak_rss_bytes: memory.peak,
                 cpu_seconds: next.cpu_seconds()?,
                 api_requests: by_resource,
             };
             say(format!(
-                "restart {}/{}: ready in {:.2} s, caught up in {:.2} s, {} writes, {} reads; the API server served (all clients): {}",
+                "restart {}/{}: caches listed in {:.2} s, ready (verified) in {:.2} s, caught up in {:.2} s, {} writes, {} reads ({} GETs, {} LIST pages of managed objects); the API server served (all clients): {}",
                 r + 1,
                 self.config.runs,
+                result.listed_seconds,
                 result.ready_seconds,
                 result.caught_up_seconds,
                 result.writes,
                 result.reads,
+                result.object_gets,
+                result.object_lists,
                 summary(&result.api_requests)
             ));
             ensure!(
@@ -1098,10 +1097,154 @@ impl Bench {
                 &runs.iter().map(|r| r.caught_up_seconds).collect::<Vec<_>>(),
             ),
             median_writes: median_u64(&runs.iter().map(|r| r.writes).collect::<Vec<_>>()),
+            median_reads: median_u64(&runs.iter().map(|r| r.reads).collect::<Vec<_>>()),
             runs,
         };
         Ok((restart, operator))
     }
+
+    /// Two elected replicas over the converged namespaces; the leader is
+    /// stopped (SIGTERM, then SIGKILL, each run) and the standby takes
+    /// over. What the takeover cost, and how soon a managed object deleted
+    /// 1 s after it is back.
+    async fn failover(&self, operator: RunningOperator) -> Result<report::Failover> {
+        operator.stop()?;
+        let resync = self.config.resync_seconds;
+        let mut leader = RunningOperator::start_elected(&self.operator_kubeconfig, resync)?;
+        leader.wait_ready(Duration::from_secs(300)).await?;
+        wait_for("the first replica to lead", Duration::from_secs(60), || {
+            leader.is_leader()
+        })
+        .await?;
+        let mut failover = report::Failover::default();
+        for r in 0..self.config.runs {
+            for (signal, name) in [(libc::SIGTERM, "SIGTERM"), (libc::SIGKILL, "SIGKILL")] {
+                // A standby that is ready has verified every object.
+                let mut standby =
+                    RunningOperator::start_elected(&self.operator_kubeconfig, resync)?;
+                standby.wait_ready(Duration::from_secs(300)).await?;
+                let (before, _) = settled_requests(
+                    &self.admin,
+                    Settle::All,
+                    Duration::from_secs(3),
+                    Duration::from_secs(300),
+                )
+                .await?;
+                let totals_before = cluster::request_totals(&self.admin).await?;
+                let sent = Instant::now();
+                leader.signal(signal);
+                wait_for("the standby to take over", Duration::from_secs(60), || {
+                    standby.is_leader()
+                })
+                .await?;
+                let takeover_seconds = sent.elapsed().as_secs_f64();
+                let _ = leader.process.terminate(Duration::from_secs(20));
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let namespace = &self.names[(r * 7919 + signal as usize) % self.names.len()];
+                let key = self
+                    .tracker
+                    .with(|s| s.desired_keys(namespace))
+                    .first()
+                    .cloned()
+                    .ok_or_else(|| anyhow!("no desired objects for {namespace}"))?;
+                let restored = self.delete_and_wait_restored(&key).await?;
+                let (after, _) = settled_requests(
+                    &self.admin,
+                    Settle::All,
+                    Duration::from_secs(3),
+                    Duration::from_secs(300),
+                )
+                .await?;
+                let requests = after - before;
+                let by_resource = cluster::request_diff(
+                    &totals_before,
+                    &cluster::request_totals(&self.admin).await?,
+                );
+                let mut written = MANAGED_RESOURCES.to_vec();
+                written.push("namespaces");
+                let run = report::FailoverRun {
+                    signal: name.to_owned(),
+                    takeover_seconds,
+                    reads: requests.reads,
+                    writes: requests.writes,
+                    object_gets: cluster::requests_of(&by_resource, &["GET"], &MANAGED_RESOURCES),
+                    object_lists: cluster::requests_of(&by_resource, &["LIST"], &MANAGED_RESOURCES),
+                    object_writes: cluster::requests_of(
+                        &by_resource,
+                        &["APPLY", "PATCH", "POST", "PUT"],
+                        &written,
+                    ),
+                    restored_ms: restored.as_secs_f64() * 1000.0,
+                    api_requests: by_resource,
+                };
+                say(format!(
+                    "failover {}/{} ({name}): took over in {:.2} s; {} reads ({} GETs, {} LIST pages of managed objects), {} writes ({} of managed objects); {key} deleted 1 s later was back in {:.0} ms; the API server served (all clients): {}",
+                    r + 1,
+                    self.config.runs,
+                    run.takeover_seconds,
+                    run.reads,
+                    run.object_gets,
+                    run.object_lists,
+                    run.writes,
+                    run.object_writes,
+                    run.restored_ms,
+                    summary(&run.api_requests)
+                ));
+                ensure!(
+                    self.tracker.with(|s| s.complete_at().is_some()),
+                    "the namespaces no longer comply after the failover"
+                );
+                failover.runs.push(run);
+                leader = standby;
+            }
+        }
+        leader.stop()?;
+        Ok(failover)
+    }
+
+    /// Deletes `key` as a person would and waits until the operator has
+    /// recreated it (a new uid, the desired content) on the benchmark's
+    /// watch; gives back how long that took.
+    async fn delete_and_wait_restored(&self, key: &Key) -> Result<Duration> {
+        let before = self
+            .tracker
+            .with(|s| s.observed(key).cloned())
+            .filter(|o| o.compliant)
+            .ok_or_else(|| anyhow!("{key} is not in place before it is deleted"))?;
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.admin.clone(), &key.namespace, &key.kind.api_resource());
+        let sent = Instant::now();
+        api.delete(&key.name, &DeleteParams::default())
+            .await
+            .with_context(|| format!("deleting {key}"))?;
+        let at = self
+            .tracker
+            .wait(
+                &format!("{key} to be recreated"),
+                Duration::from_secs(10),
+                |s| {
+                    s.observed(key)
+                        .filter(|o| o.compliant && o.uid != before.uid)
+                        .map(|o| o.at)
+                },
+            )
+            .await?;
+        Ok(at.saturating_duration_since(sent))
+    }
+}
+
+/// Polls `condition` every 10 ms until it holds.
+async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut condition: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !condition().await {
+        ensure!(Instant::now() < deadline, "{what}: not within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
 }
 
 /// The Namespace patch the operator sends for Pod Security labels.
