@@ -231,6 +231,18 @@ pub struct NamespacePlan {
     pub exceptions: InForce,
 }
 
+impl NamespacePlan {
+    /// The fingerprint of the desired object `key` when `body` (read from
+    /// the API server) holds it, else `None`: drifted, or nothing desires it.
+    pub fn in_sync_fingerprint(&self, key: &ObjectKey, body: &Value) -> Option<u64> {
+        let strategy = self.owner.as_ref()?.strategy;
+        let object = self.objects.iter().find(|object| &object.key == key)?;
+        let desired = object.desired.as_ref()?;
+        (decide_after_read(key, desired, Some(body), strategy) == Step::InSync)
+            .then_some(desired.fingerprint)
+    }
+}
+
 /// What baseliner remembers of its own reads and writes (see
 /// [`super::verified`]). Asking it is not I/O; tests use a plain table.
 pub trait VerifiedRecord {

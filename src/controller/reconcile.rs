@@ -42,11 +42,12 @@ pub async fn reconcile_namespace(
         // leader triggers a pass over every namespace.
         return Ok(Action::await_change());
     }
-    if !ctx.caches_complete() || !ctx.caches.is_synced(super::VERIFIED) {
+    if !ctx.caches_complete() || !ctx.verification.is_warm_leader() {
         // Until the caches are complete the plan would be wrong (see
-        // `Context::caches_complete`); until the first verification pass
-        // is over, every object it has not reached yet would be read on
-        // its own, the read storm that pass exists to avoid.
+        // `Context::caches_complete`); until verification has read what
+        // changed before this replica led (at start: everything), each
+        // such object would be read on its own, the read storm that
+        // verification's LISTs exist to avoid.
         return Ok(Action::requeue(std::time::Duration::from_millis(200)));
     }
     let (plan, now) = plan_from_caches(&ctx, &namespace);

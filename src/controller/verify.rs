@@ -18,10 +18,13 @@
 //! LIST of the kind or one GET each. A standby that takes over has nothing
 //! left to read. The leader reads a single changed object in its reconcile
 //! at once, as it must to heal it, so here it only ever lists, and only
-//! when many changed together (after a watch re-listed).
+//! when many changed together (after a watch re-listed). A replica that
+//! becomes leader first reads what changed since its last look (by LIST
+//! where that is cheaper) and only then lets its reconciles run.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::channel::mpsc;
@@ -34,7 +37,6 @@ use tracing::{debug, info, warn};
 
 use super::Context;
 use super::index::{ObjectKey, WatchState, describe_object};
-use super::plan::{Step, decide_after_read};
 use super::reconcile::plan_from_caches;
 use crate::api::{MANAGED_BY_LABEL, MANAGER_NAME};
 use crate::kind::ManagedKind;
@@ -59,9 +61,18 @@ const MOST_DEFERRED: Duration = Duration::from_secs(30);
 pub struct Verification {
     changed_kinds: Mutex<HashSet<ManagedKind>>,
     changed: Notify,
+    /// This replica leads and has read what changed while it did not.
+    warm_leader: AtomicBool,
 }
 
 impl Verification {
+    /// True once this replica, as leader, has read what changed before it
+    /// led (the first pass, or the catch-up at a takeover): its reconciles
+    /// wait for that, so they read nothing one by one that a LIST reads.
+    pub fn is_warm_leader(&self) -> bool {
+        self.warm_leader.load(Ordering::Acquire)
+    }
+
     /// Objects of `kind` changed in a way that is not our own write's echo.
     pub fn kind_changed(&self, kind: ManagedKind) {
         self.changed_kinds
@@ -110,24 +121,60 @@ pub async fn run(ctx: std::sync::Arc<Context>, resync_all: mpsc::UnboundedSender
         seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
         "verified the managed objects from LISTs"
     );
+    let mut leadership = ctx.leader.clone();
+    let leading = *leadership.borrow_and_update();
+    ctx.verification
+        .warm_leader
+        .store(leading, Ordering::Release);
     let _ = resync_all.unbounded_send(());
 
     loop {
-        ctx.verification.changed.notified().await;
-        let deferred_since = Instant::now();
-        // Wait until no change for QUIET, or for MOST_DEFERRED at most.
-        while deferred_since.elapsed() < MOST_DEFERRED {
-            tokio::select! {
-                () = ctx.verification.changed.notified() => {}
-                () = tokio::time::sleep(QUIET) => break,
+        tokio::select! {
+            () = ctx.verification.changed.notified() => {
+                wait_until_quiet(&ctx, &mut leadership).await;
+                for kind in ctx.verification.take_changed() {
+                    read_changed_logged(&ctx, kind).await;
+                }
             }
+            changed = leadership.changed() => if changed.is_err() { return },
         }
-        for kind in ctx.verification.take_changed() {
-            if let Err(error) = read_changed(&ctx, kind).await {
-                debug!(kind = kind.as_str(), %error, "reading changed objects failed");
+        let leading = *leadership.borrow_and_update();
+        if leading && !ctx.verification.is_warm_leader() {
+            // Taking over: what changed since the last look is read now,
+            // by LIST where that is cheaper, before the reconciles start.
+            let started = Instant::now();
+            for kind in ManagedKind::ALL {
+                read_changed_logged(&ctx, kind).await;
             }
+            ctx.verification.warm_leader.store(true, Ordering::Release);
+            info!(
+                seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
+                "leading with every changed object read"
+            );
+            let _ = resync_all.unbounded_send(());
+        } else if !leading {
+            ctx.verification.warm_leader.store(false, Ordering::Release);
         }
         update_unverified(&ctx);
+    }
+}
+
+/// Returns once no object changed for [`QUIET`], after [`MOST_DEFERRED`]
+/// at most, or when leadership changes.
+async fn wait_until_quiet(ctx: &Context, leadership: &mut tokio::sync::watch::Receiver<bool>) {
+    let since = Instant::now();
+    while since.elapsed() < MOST_DEFERRED {
+        tokio::select! {
+            () = ctx.verification.changed.notified() => {}
+            () = tokio::time::sleep(QUIET) => return,
+            _ = leadership.changed() => return,
+        }
+    }
+}
+
+async fn read_changed_logged(ctx: &Context, kind: ManagedKind) {
+    if let Err(error) = read_changed(ctx, kind).await {
+        debug!(kind = kind.as_str(), %error, "reading changed objects failed");
     }
 }
 
@@ -291,18 +338,15 @@ fn verify_listed(ctx: &Context, kind: ManagedKind, items: Vec<ListedObject>) -> 
             .filter(|namespace| !namespace.is_terminating())
             .map(|namespace| plan_from_caches(ctx, &namespace).0);
         for (key, rv, body) in objects {
-            let desired = plan.as_ref().and_then(|plan| {
-                let object = plan.objects.iter().find(|object| object.key == key)?;
-                Some((object.desired.as_ref()?, plan.owner.as_ref()?.strategy))
-            });
-            match desired {
-                Some((desired, strategy))
-                    if decide_after_read(&key, desired, Some(&body), strategy) == Step::InSync =>
-                {
-                    ctx.verified.record(&key, &rv, desired.fingerprint);
+            match plan
+                .as_ref()
+                .and_then(|plan| plan.in_sync_fingerprint(&key, &body))
+            {
+                Some(fingerprint) => {
+                    ctx.verified.record(&key, &rv, fingerprint);
                     in_sync += 1;
                 }
-                _ => ctx.verified.note_read(&key, &rv),
+                None => ctx.verified.note_read(&key, &rv),
             }
         }
     }

@@ -245,6 +245,45 @@ fn desired_quota_and_binding() -> (Desired, Desired) {
 type ReadCase<'a> = (&'a str, Option<&'a Value>, Strategy, Step);
 
 #[test]
+fn a_listed_body_is_in_sync_only_when_it_holds_the_desired_object() {
+    let enforce = profile("prod", &format!("{QUOTA}{BINDING}"));
+    let plan = plan_with(
+        &selected(),
+        std::slice::from_ref(&enforce),
+        &BTreeMap::new(),
+        &Record::default(),
+    );
+    let (desired, _) = desired_quota_and_binding();
+    let mut listed = desired.body.clone();
+    listed["metadata"]["resourceVersion"] = json!("9");
+    listed["status"] = json!({"used": {"pods": "0"}});
+    assert_eq!(
+        plan.in_sync_fingerprint(&quota(), &listed),
+        Some(desired.fingerprint)
+    );
+    let mut edited = listed.clone();
+    edited["spec"]["hard"]["pods"] = json!("99");
+    assert_eq!(plan.in_sync_fingerprint(&quota(), &edited), None, "drifted");
+    let other = key(ManagedKind::LimitRange, "baseliner-limits");
+    assert_eq!(
+        plan.in_sync_fingerprint(&other, &listed),
+        None,
+        "nothing desires it"
+    );
+    let unowned = plan_with(
+        &namespace(json!({"tier": "dev"}), json!({})),
+        std::slice::from_ref(&enforce),
+        &BTreeMap::new(),
+        &Record::default(),
+    );
+    assert_eq!(
+        unowned.in_sync_fingerprint(&quota(), &listed),
+        None,
+        "no profile owns the namespace"
+    );
+}
+
+#[test]
 fn steps_after_reading_an_object() {
     let (desired, _) = desired_quota_and_binding();
     let mut served = desired.body.clone();
