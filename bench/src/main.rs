@@ -1026,13 +1026,7 @@ impl Bench {
     ) -> Result<(report::Restart, RunningOperator)> {
         let mut runs = Vec::new();
         for r in 0..self.config.runs {
-            let (before, _) = settled_requests(
-                &self.admin,
-                Settle::All,
-                Duration::from_secs(3),
-                Duration::from_secs(300),
-            )
-            .await?;
+            let (before, _) = self.settle_all().await?;
             let totals_before = cluster::request_totals(&self.admin).await?;
             operator.stop()?;
             let mut next = RunningOperator::start(
@@ -1123,13 +1117,7 @@ impl Bench {
                 let mut standby =
                     RunningOperator::start_elected(&self.operator_kubeconfig, resync)?;
                 standby.wait_ready(Duration::from_secs(300)).await?;
-                let (before, _) = settled_requests(
-                    &self.admin,
-                    Settle::All,
-                    Duration::from_secs(3),
-                    Duration::from_secs(300),
-                )
-                .await?;
+                let (before, _) = self.settle_all().await?;
                 let totals_before = cluster::request_totals(&self.admin).await?;
                 let sent = Instant::now();
                 leader.signal(signal);
@@ -1148,13 +1136,7 @@ impl Bench {
                     .cloned()
                     .ok_or_else(|| anyhow!("no desired objects for {namespace}"))?;
                 let restored = self.delete_and_wait_restored(&key).await?;
-                let (after, _) = settled_requests(
-                    &self.admin,
-                    Settle::All,
-                    Duration::from_secs(3),
-                    Duration::from_secs(300),
-                )
-                .await?;
+                let (after, _) = self.settle_all().await?;
                 let requests = after - before;
                 let by_resource = cluster::request_diff(
                     &totals_before,
@@ -1200,6 +1182,18 @@ impl Bench {
         }
         leader.stop()?;
         Ok(failover)
+    }
+
+    /// Waits until the operator's reads and writes stop moving for 3 s
+    /// (5 minutes at most): the requests so far, and when they last moved.
+    async fn settle_all(&self) -> Result<(Requests, Instant)> {
+        settled_requests(
+            &self.admin,
+            Settle::All,
+            Duration::from_secs(3),
+            Duration::from_secs(300),
+        )
+        .await
     }
 
     /// Deletes `key` as a person would and waits until the operator has
