@@ -1241,7 +1241,6 @@ where
     Ok(())
 }
 
-/// The Namespace patch the operator sends for Pod Security labels.
 /// One run of the CLI: how long, its peak RSS, its exit code and output.
 struct MeasuredRun {
     seconds: f64,
@@ -1290,6 +1289,7 @@ fn run_measured(
     })
 }
 
+/// The Namespace patch the operator sends for Pod Security labels.
 fn namespace_labels_body(
     profile: &ProductionProfile,
     name: &str,

@@ -346,17 +346,56 @@ pub(crate) async fn uninstall(client: &Client) -> Result<()> {
     }
     let timeout = DEFAULT_TIMEOUT + Duration::from_secs(30);
     for name in &names {
-        wait_until(
-            &format!("Velero's CRD {name} to be gone"),
-            timeout,
-            || async { matches!(crds.get_opt(name).await, Ok(None)) },
-        )
+        let mut checks = 0u32;
+        wait_until(&format!("Velero's CRD {name} to be gone"), timeout, || {
+            checks += 1;
+            let nudge = checks.is_multiple_of(20);
+            let crds = &crds;
+            async move {
+                match crds.get_opt(name).await {
+                    Ok(None) => true,
+                    Ok(Some(crd)) => {
+                        if nudge && instance_deletion_failed(&crd) {
+                            nudge_finalizer(crds, name, checks).await;
+                        }
+                        false
+                    }
+                    Err(_) => false,
+                }
+            }
+        })
         .await?;
     }
     wait_until("the velero namespace to be gone", timeout, || async {
         matches!(namespaces.get_opt(VELERO_NAMESPACE).await, Ok(None))
     })
     .await
+}
+
+/// The API server's CRD finalizer failed to delete the instances (seen:
+/// "storage is (re)initializing" when a CRD is deleted seconds after it was
+/// created, before its watch cache is ready).
+fn instance_deletion_failed(crd: &CustomResourceDefinition) -> bool {
+    crd.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|conditions| {
+            conditions.iter().any(|c| {
+                c.type_ == "Terminating" && c.reason.as_deref() == Some("InstanceDeletionFailed")
+            })
+        })
+}
+
+/// Touches a terminating CRD so the API server's CRD finalizer tries again:
+/// after such a failure it may not retry by itself (kube-apiserver 1.37
+/// left one terminating for over ten minutes), and an update requeues it.
+async fn nudge_finalizer(crds: &Api<CustomResourceDefinition>, name: &str, attempt: u32) {
+    let patch = serde_json::json!({
+        "metadata": {"annotations": {"e2e.baseliner.dev/finalizer-retry": attempt.to_string()}}
+    });
+    let _ = crds
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await;
 }
 
 /// The Velero server, run out of cluster against the plane as its
