@@ -28,6 +28,10 @@ use crate::{BENCH_LABEL, HOME_NAMESPACE, OPERATOR_SA};
 /// `apiserver_flowcontrol_dispatched_requests_total` counts them.
 pub const WRITES_FLOW_SCHEMA: &str = "baseliner-bench-writes";
 pub const READS_FLOW_SCHEMA: &str = "baseliner-bench-reads";
+/// Takes the operator's Lease requests out of those two: elected replicas
+/// renew and poll the lease every 2 s, which is leader election, not work,
+/// and would keep the counts from ever settling.
+const LEASES_FLOW_SCHEMA: &str = "baseliner-bench-leases";
 const FIELD_MANAGER: &str = "baseliner-bench";
 
 /// Counts every request of the CLI's identity (`baseliner plan` and
@@ -58,6 +62,16 @@ pub async fn setup_identity(
     let kubeconfig =
         service_account_kubeconfig(client, admin_kubeconfig, dir, OPERATOR_SA, "cluster-admin")
             .await?;
+    let leases = json!([{"verbs": ["*"], "apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "namespaces": ["*"]}]);
+    apply_flow_schema(
+        client,
+        LEASES_FLOW_SCHEMA,
+        198,
+        OPERATOR_SA,
+        leases,
+        json!([]),
+    )
+    .await?;
     for (name, precedence, verbs) in [
         (
             WRITES_FLOW_SCHEMA,
@@ -66,7 +80,16 @@ pub async fn setup_identity(
         ),
         (READS_FLOW_SCHEMA, 201, json!(["*"])),
     ] {
-        apply_flow_schema(client, name, precedence, OPERATOR_SA, verbs).await?;
+        let (resources, non_resources) = every_request(&verbs);
+        apply_flow_schema(
+            client,
+            name,
+            precedence,
+            OPERATOR_SA,
+            resources,
+            non_resources,
+        )
+        .await?;
     }
     Ok(kubeconfig)
 }
@@ -94,7 +117,16 @@ pub async fn setup_cli_identity(
     let kubeconfig =
         service_account_kubeconfig(client, admin_kubeconfig, dir, CLI_SA, "baseliner-reader")
             .await?;
-    apply_flow_schema(client, CLI_FLOW_SCHEMA, 199, CLI_SA, json!(["*"])).await?;
+    let (resources, non_resources) = every_request(&json!(["*"]));
+    apply_flow_schema(
+        client,
+        CLI_FLOW_SCHEMA,
+        199,
+        CLI_SA,
+        resources,
+        non_resources,
+    )
+    .await?;
     Ok(kubeconfig)
 }
 
@@ -161,15 +193,24 @@ async fn service_account_kubeconfig(
     Ok(kubeconfig)
 }
 
-/// A FlowSchema matching `verbs` of ServiceAccount `sa` (in the home
-/// namespace), so `apiserver_flowcontrol_dispatched_requests_total` counts
-/// them.
+/// FlowSchema rules matching `verbs` on every resource and URL.
+fn every_request(verbs: &serde_json::Value) -> (serde_json::Value, serde_json::Value) {
+    (
+        json!([{"verbs": verbs, "apiGroups": ["*"], "resources": ["*"], "clusterScope": true, "namespaces": ["*"]}]),
+        json!([{"verbs": verbs, "nonResourceURLs": ["*"]}]),
+    )
+}
+
+/// A FlowSchema matching ServiceAccount `sa`'s (in the home namespace)
+/// requests that these rules match, so
+/// `apiserver_flowcontrol_dispatched_requests_total` counts them.
 async fn apply_flow_schema(
     client: &Client,
     name: &str,
     precedence: u32,
     sa: &str,
-    verbs: serde_json::Value,
+    resource_rules: serde_json::Value,
+    non_resource_rules: serde_json::Value,
 ) -> Result<()> {
     let schema = json!({
         "apiVersion": "flowcontrol.apiserver.k8s.io/v1",
@@ -181,8 +222,8 @@ async fn apply_flow_schema(
             "distinguisherMethod": {"type": "ByUser"},
             "rules": [{
                 "subjects": [{"kind": "ServiceAccount", "serviceAccount": {"name": sa, "namespace": HOME_NAMESPACE}}],
-                "resourceRules": [{"verbs": verbs, "apiGroups": ["*"], "resources": ["*"], "clusterScope": true, "namespaces": ["*"]}],
-                "nonResourceRules": [{"verbs": verbs, "nonResourceURLs": ["*"]}],
+                "resourceRules": resource_rules,
+                "nonResourceRules": non_resource_rules,
             }],
         },
     });

@@ -313,6 +313,8 @@ async fn run(config: Config) -> Result<()> {
         failover: Some(failover),
         inspect: Some(inspect),
     };
+    std::fs::create_dir_all(&bench.config.output)
+        .with_context(|| format!("creating {}", bench.config.output.display()))?;
     let json = bench.config.output.join("BENCHMARKS.json");
     let md = bench.config.output.join("BENCHMARKS.md");
     report::write(&json, &md, report)?;

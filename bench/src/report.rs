@@ -619,7 +619,8 @@ fn section(out: &mut String, r: &Report) {
     let _ = writeln!(
         out,
         "The operator: `baseliner run {}` (release build, as a ServiceAccount whose requests \
-         two FlowSchemas count). Every namespace gets {} writes: {} objects and its Pod \
+         two FlowSchemas count; its Lease requests, leader election's own, a third keeps \
+         out of those counts). Every namespace gets {} writes: {} objects and its Pod \
          Security labels. The profile:\n\n```yaml\n{}```\n",
         c.operator_args,
         c.writes_per_namespace,
