@@ -862,8 +862,8 @@ fn failover_section(out: &mut String, r: &Report) {
          once the standby is ready (warm), the leader gets SIGTERM (it releases the \
          Lease) or SIGKILL (the standby waits the Lease out). Time from the signal until \
          the standby leads; 1 s later a managed object is deleted and timed until it is \
-         back. Requests from the signal until they settled: the operator's (reads include \
-         the Lease's), and of the API server's, single-object GETs, LIST pages and writes \
+         back. Requests from the signal until they settled: the operator's (its Lease \
+         requests apart; writes include an Event), and of the API server's, single-object GETs, LIST pages and writes \
          of managed objects (the restored object is one).\n\n\
          | run | signal | takeover | reads | object GETs | LIST pages | writes | object writes | deleted object back |\n\
          | --- | --- | --- | --- | --- | --- | --- | --- | --- |"

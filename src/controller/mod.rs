@@ -531,7 +531,8 @@ async fn watch_managed(
                 let initial = matches!(event, watcher::Event::InitDone);
                 if initial && ctx.managed.state(kind) == Some(index::WatchState::Synced) {
                     // Re-listed: what changed meanwhile is read again.
-                    ctx.verification.kind_changed(kind);
+                    ctx.verification
+                        .kind_changed(kind, verify::Change::Relisted);
                 }
                 for (served, key, live) in ctx.managed.apply_event(kind, event) {
                     match &live {
@@ -542,7 +543,7 @@ async fn watch_managed(
                         {
                             continue;
                         }
-                        Some(_) => ctx.verification.kind_changed(kind),
+                        Some(_) => ctx.verification.kind_changed(kind, verify::Change::Edited),
                     }
                     let _ = trigger.unbounded_send(ObjectRef::new(&served));
                 }

@@ -22,7 +22,7 @@
 //! becomes leader first reads what changed since its last look (by LIST
 //! where that is cheaper) and only then lets its reconciles run.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -53,13 +53,26 @@ pub const QUIET: Duration = Duration::from_secs(2);
 /// The longest a kind that keeps changing waits to be read.
 const MOST_DEFERRED: Duration = Duration::from_secs(30);
 
-/// Which kinds changed since they were last read, shared by the watches
-/// (which say so) and the task that reads. The first pass is over once
+/// How a kind's objects changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Watch events: someone else's writes (people, the leader,
+    /// kube-controller-manager's quota status). The leader's reconciles
+    /// read those objects themselves as they come, one GET each, so only a
+    /// standby reads them here.
+    Edited,
+    /// The watch re-listed: any number may have changed at once, and a
+    /// LIST reads them cheaper than a GET each, on the leader too.
+    Relisted,
+}
+
+/// Which kinds changed since they were last read (and whether by a
+/// re-list), shared by the watches (which say so) and the task that reads. The first pass is over once
 /// [`super::VERIFIED`] is marked synced, which `/readyz` waits for too: a
 /// new replica of a rollout is ready once it is warm.
 #[derive(Default)]
 pub struct Verification {
-    changed_kinds: Mutex<HashSet<ManagedKind>>,
+    changed_kinds: Mutex<HashMap<ManagedKind, Change>>,
     changed: Notify,
     /// This replica leads and has read what changed while it did not.
     warm_leader: AtomicBool,
@@ -74,15 +87,17 @@ impl Verification {
     }
 
     /// Objects of `kind` changed in a way that is not our own write's echo.
-    pub fn kind_changed(&self, kind: ManagedKind) {
-        self.changed_kinds
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(kind);
+    pub fn kind_changed(&self, kind: ManagedKind, change: Change) {
+        let mut changed = self.changed_kinds.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = changed.entry(kind).or_insert(change);
+        if change == Change::Relisted {
+            *entry = Change::Relisted;
+        }
+        drop(changed);
         self.changed.notify_one();
     }
 
-    fn take_changed(&self) -> HashSet<ManagedKind> {
+    fn take_changed(&self) -> HashMap<ManagedKind, Change> {
         std::mem::take(&mut *self.changed_kinds.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
@@ -132,8 +147,8 @@ pub async fn run(ctx: std::sync::Arc<Context>, resync_all: mpsc::UnboundedSender
         tokio::select! {
             () = ctx.verification.changed.notified() => {
                 wait_until_quiet(&ctx, &mut leadership).await;
-                for kind in ctx.verification.take_changed() {
-                    read_changed_logged(&ctx, kind).await;
+                for (kind, change) in ctx.verification.take_changed() {
+                    read_changed_logged(&ctx, kind, change).await;
                 }
             }
             changed = leadership.changed() => if changed.is_err() { return },
@@ -144,7 +159,7 @@ pub async fn run(ctx: std::sync::Arc<Context>, resync_all: mpsc::UnboundedSender
             // by LIST where that is cheaper, before the reconciles start.
             let started = Instant::now();
             for kind in ManagedKind::ALL {
-                read_changed_logged(&ctx, kind).await;
+                read_changed_logged(&ctx, kind, Change::Relisted).await;
             }
             ctx.verification.warm_leader.store(true, Ordering::Release);
             info!(
@@ -172,16 +187,15 @@ async fn wait_until_quiet(ctx: &Context, leadership: &mut tokio::sync::watch::Re
     }
 }
 
-async fn read_changed_logged(ctx: &Context, kind: ManagedKind) {
-    if let Err(error) = read_changed(ctx, kind).await {
+async fn read_changed_logged(ctx: &Context, kind: ManagedKind, change: Change) {
+    if let Err(error) = read_changed(ctx, kind, change).await {
         debug!(kind = kind.as_str(), %error, "reading changed objects failed");
     }
 }
 
 /// Reads the objects of `kind` whose current version has not been read, by
-/// the cheaper of a LIST and one GET each (a standby only: the leader's
-/// reconcile reads a single changed object itself).
-async fn read_changed(ctx: &Context, kind: ManagedKind) -> Result<(), kube::Error> {
+/// the cheaper of a LIST and one GET each ([`read_by`]).
+async fn read_changed(ctx: &Context, kind: ManagedKind, change: Change) -> Result<(), kube::Error> {
     if ctx.managed.state(kind) != Some(WatchState::Synced) {
         return Ok(());
     }
@@ -190,7 +204,12 @@ async fn read_changed(ctx: &Context, kind: ManagedKind) -> Result<(), kube::Erro
     let versions =
         ctx.managed
             .unknown_versions(kind, |key, rv| ctx.verified.is_read(key, rv), most_gets);
-    match read_by(versions.unknown, versions.objects, ctx.is_leader()) {
+    let reader = match (ctx.is_leader(), change) {
+        (false, _) => Reader::Standby,
+        (true, Change::Relisted) => Reader::LeaderAfterRelist,
+        (true, Change::Edited) => Reader::Leader,
+    };
+    match read_by(versions.unknown, versions.objects, reader) {
         ReadBy::Nothing => {}
         ReadBy::List => {
             let pass = verify_by_list(ctx, kind).await?;
@@ -221,15 +240,27 @@ enum ReadBy {
     Gets,
 }
 
+/// Who reads, which decides what is left to its reconciles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reader {
+    Standby,
+    /// Its reconciles read each edited object as the edit arrives (and heal
+    /// it), so reading them here too would read them twice: during a
+    /// convergence kube-controller-manager updates every quota's status.
+    Leader,
+    /// After a re-list, when any number may be unread at once.
+    LeaderAfterRelist,
+}
+
 /// The cheaper way to read `unread` of a kind's `objects`: a LIST when it
-/// takes fewer requests than a GET each. The leader leaves single objects
-/// to its reconcile, which reads (and heals) them at once.
-fn read_by(unread: usize, objects: usize, leader: bool) -> ReadBy {
-    match unread {
-        0 => ReadBy::Nothing,
-        n if n > pages_for(objects) => ReadBy::List,
-        _ if leader => ReadBy::Nothing,
-        _ => ReadBy::Gets,
+/// takes fewer requests than a GET each. The leader leaves edits, and
+/// single objects, to its reconciles, which read (and heal) them at once.
+fn read_by(unread: usize, objects: usize, reader: Reader) -> ReadBy {
+    match (unread, reader) {
+        (0, _) | (_, Reader::Leader) => ReadBy::Nothing,
+        (n, _) if n > pages_for(objects) => ReadBy::List,
+        (_, Reader::LeaderAfterRelist) => ReadBy::Nothing,
+        (_, Reader::Standby) => ReadBy::Gets,
     }
 }
 
@@ -396,18 +427,24 @@ mod tests {
 
     #[test]
     fn changed_objects_are_read_the_cheaper_way() {
+        use Reader::*;
         // 10,000 objects: a LIST is 21 pages.
-        assert_eq!(read_by(0, 10_000, false), ReadBy::Nothing);
-        assert_eq!(read_by(21, 10_000, false), ReadBy::Gets);
-        assert_eq!(read_by(22, 10_000, false), ReadBy::List);
-        assert_eq!(read_by(22, 10_000, true), ReadBy::List, "after a re-list");
+        assert_eq!(read_by(0, 10_000, Standby), ReadBy::Nothing);
+        assert_eq!(read_by(21, 10_000, Standby), ReadBy::Gets);
+        assert_eq!(read_by(22, 10_000, Standby), ReadBy::List);
+        assert_eq!(read_by(22, 10_000, LeaderAfterRelist), ReadBy::List);
         assert_eq!(
-            read_by(3, 10_000, true),
+            read_by(3, 10_000, LeaderAfterRelist),
             ReadBy::Nothing,
-            "the leader's reconcile reads a few itself"
+            "the leader's reconciles read a few themselves"
         );
-        assert_eq!(read_by(1, 10, false), ReadBy::Gets);
-        assert_eq!(read_by(2, 10, false), ReadBy::List);
+        assert_eq!(
+            read_by(9_000, 10_000, Leader),
+            ReadBy::Nothing,
+            "edits reach the leader's reconciles, which read them"
+        );
+        assert_eq!(read_by(1, 10, Standby), ReadBy::Gets);
+        assert_eq!(read_by(2, 10, Standby), ReadBy::List);
     }
 
     #[test]
