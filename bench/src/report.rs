@@ -419,12 +419,12 @@ pub fn markdown(all: &Results) -> String {
     out.push('\n');
     type Row = (&'static str, &'static str, fn(&Report) -> String);
     let rows: [Row; 18] = [
-        ("convergence (operator)", "≤ 1.2 × floor", |r| {
+        ("convergence (operator)", "≤ 1.1 × floor", |r| {
             format!(
                 "{} = {:.2} × floor ({})",
                 secs(r.convergence.median_seconds),
                 r.convergence.ratio_to_floor,
-                verdict(r.convergence.ratio_to_floor <= 1.2)
+                verdict(r.convergence.ratio_to_floor <= 1.1)
             )
         }),
         ("convergence vs the create (POST) floor", "—", |r| {
@@ -716,7 +716,7 @@ fn section(out: &mut String, r: &Report) {
     let _ = writeln!(
         out,
         "| **median** | **{}** | **{}** | **{}** | **{:.2}** | **{}** | **{}** | **{}** | **{}** | **{}** |\n\n\
-         Ratio of the medians, operator / floor: **{:.2}** (goal ≤ 1.2). The operator's \
+         Ratio of the medians, operator / floor: **{:.2}** (goal ≤ 1.1). The operator's \
          minimum is {} writes ({} per namespace); the floor's client CPU includes the \
          benchmark's own watches, which took {} (median) while the operator converged. \
          Requests are counted until the operator's writes stop; its reads go on while \
