@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail, ensure};
+use baseliner::kind::ManagedKind;
 use baseliner_e2e::baseline::all_object_versions;
 use baseliner_e2e::{TestEnv, Velero, random_name, wait_until};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -80,7 +81,10 @@ async fn one_replica_leads_and_hands_over_on_sigterm_and_on_crash() -> Result<()
         second.metric("baseliner_unverified_objects").await == Some(0.0)
     })
     .await?;
-    let standby_reads = second.object_reads("get").await? + second.object_reads("list").await?;
+    let (standby_gets, standby_lists) = (
+        second.object_reads("get").await?,
+        second.object_reads("list").await?,
+    );
 
     // SIGTERM: the leader releases the Lease; the standby takes over at its
     // next look (one retry period at most).
@@ -106,11 +110,15 @@ async fn one_replica_leads_and_hands_over_on_sigterm_and_on_crash() -> Result<()
     })
     .await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let takeover_reads =
-        second.object_reads("get").await? + second.object_reads("list").await? - standby_reads;
+    // Its watches see every managed object in the cluster, and tests running
+    // beside this one keep changing theirs, so it may have to catch up on
+    // a few the moment it takes over: by one LIST of a kind at most, never
+    // by a GET per object.
+    let takeover_gets = second.object_reads("get").await? - standby_gets;
+    let takeover_lists = second.object_reads("list").await? - standby_lists;
     ensure!(
-        takeover_reads == 0.0,
-        "the new leader read {takeover_reads} times taking over; its log:\n{}",
+        takeover_gets == 0.0 && takeover_lists <= ManagedKind::ALL.len() as f64,
+        "the new leader read {takeover_gets} objects by GET and {takeover_lists} LIST pages taking over; its log:\n{}",
         second.operator.output()
     );
 
