@@ -67,9 +67,9 @@ pub enum Change {
 }
 
 /// Which kinds changed since they were last read (and whether by a
-/// re-list), shared by the watches (which say so) and the task that reads. The first pass is over once
-/// [`super::VERIFIED`] is marked synced, which `/readyz` waits for too: a
-/// new replica of a rollout is ready once it is warm.
+/// re-list), shared by the watches (which say so) and the task that reads.
+/// The first pass is over once [`super::VERIFIED`] is marked synced, which
+/// `/readyz` waits for too: a new replica of a rollout is ready once warm.
 #[derive(Default)]
 pub struct Verification {
     changed_kinds: Mutex<HashMap<ManagedKind, Change>>,
@@ -196,7 +196,13 @@ async fn read_changed_logged(ctx: &Context, kind: ManagedKind, change: Change) {
 /// Reads the objects of `kind` whose current version has not been read, by
 /// the cheaper of a LIST and one GET each ([`read_by`]).
 async fn read_changed(ctx: &Context, kind: ManagedKind, change: Change) -> Result<(), kube::Error> {
-    if ctx.managed.state(kind) != Some(WatchState::Synced) {
+    let reader = match (ctx.is_leader(), change) {
+        (false, _) => Reader::Standby,
+        (true, Change::Relisted) => Reader::LeaderAfterRelist,
+        (true, Change::Edited) => Reader::Leader,
+    };
+    // Counting the unread would be wasted on the leader's edits.
+    if reader == Reader::Leader || ctx.managed.state(kind) != Some(WatchState::Synced) {
         return Ok(());
     }
     // A GET each only for fewer than a LIST's pages.
@@ -204,11 +210,6 @@ async fn read_changed(ctx: &Context, kind: ManagedKind, change: Change) -> Resul
     let versions =
         ctx.managed
             .unknown_versions(kind, |key, rv| ctx.verified.is_read(key, rv), most_gets);
-    let reader = match (ctx.is_leader(), change) {
-        (false, _) => Reader::Standby,
-        (true, Change::Relisted) => Reader::LeaderAfterRelist,
-        (true, Change::Edited) => Reader::Leader,
-    };
     match read_by(versions.unknown, versions.objects, reader) {
         ReadBy::Nothing => {}
         ReadBy::List => {
