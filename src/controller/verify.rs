@@ -5,11 +5,12 @@
 //! not know at its current resourceVersion has to be read before it can be
 //! called in sync. After a restart that is every object, and one GET each
 //! was 70,000 requests at 10,000 namespaces. So once the caches are listed,
-//! each kind's managed objects are listed here in pages of [`PAGE_SIZE`];
-//! each object is compared with what its namespace's plan desires and
+//! each kind's managed objects are listed here in pages of [`PAGE_SIZE`],
+//! the kinds side by side and merged by namespace; each object is compared
+//! with what its namespace's plan (made once for all its kinds) desires and
 //! recorded when it is in sync, and the page is dropped, so memory is
-//! bounded by a page. The leader's reconciles wait for this first pass, and
-//! so does `/readyz`.
+//! bounded by a few pages. The leader's reconciles wait for this first
+//! pass, and so does `/readyz`.
 //!
 //! Every replica does this, standbys included, and keeps its record current
 //! afterwards: once a kind whose objects changed (the leader's writes,
@@ -22,7 +23,7 @@
 //! becomes leader first reads what changed since its last look (by LIST
 //! where that is cheaper) and only then lets its reconciles run.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -114,17 +115,13 @@ pub async fn run(ctx: std::sync::Arc<Context>, resync_all: mpsc::UnboundedSender
         .into_iter()
         .filter(|kind| ctx.managed.state(*kind) == Some(WatchState::Synced))
         .collect();
-    let passes = join_all(kinds.iter().map(|kind| verify_by_list(&ctx, *kind))).await;
-    let mut total = Pass::default();
-    for (kind, pass) in kinds.iter().zip(passes) {
-        match pass {
-            Ok(pass) => total.add(&pass),
-            Err(error) => warn!(
-                kind = kind.as_str(),
-                %error,
-                "verifying from a LIST failed; changed objects are read one by one"
-            ),
-        }
+    let total = verify_by_list(&ctx, &kinds).await;
+    for (kind, error) in &total.failed {
+        warn!(
+            kind = kind.as_str(),
+            %error,
+            "verifying from a LIST failed; changed objects are read one by one"
+        );
     }
     ctx.caches.mark_synced(super::VERIFIED);
     let unverified = update_unverified(&ctx);
@@ -213,7 +210,10 @@ async fn read_changed(ctx: &Context, kind: ManagedKind, change: Change) -> Resul
     match read_by(versions.unknown, versions.objects, reader) {
         ReadBy::Nothing => {}
         ReadBy::List => {
-            let pass = verify_by_list(ctx, kind).await?;
+            let mut pass = verify_by_list(ctx, &[kind]).await;
+            if let Some((_, error)) = pass.failed.pop() {
+                return Err(error);
+            }
             debug!(
                 kind = kind.as_str(),
                 unread = versions.unknown,
@@ -290,40 +290,79 @@ struct Pass {
     pages: usize,
     listed: usize,
     in_sync: usize,
+    /// Kinds whose LIST failed part way; what was read of them counts.
+    failed: Vec<(ManagedKind, kube::Error)>,
 }
 
-impl Pass {
-    fn add(&mut self, other: &Pass) {
-        self.pages += other.pages;
-        self.listed += other.listed;
-        self.in_sync += other.in_sync;
+/// Lists the managed objects of `kinds` a page at a time and records those
+/// in sync. The kinds' pages are read side by side and merged by the
+/// namespace their objects serve ([`ByNamespace`]), so each namespace is
+/// planned once per pass rather than once per kind.
+async fn verify_by_list(ctx: &Context, kinds: &[ManagedKind]) -> Pass {
+    let mut merged = ByNamespace::new(kinds.len());
+    let mut continue_tokens: Vec<Option<String>> = vec![None; kinds.len()];
+    let mut pass = Pass::default();
+    loop {
+        let wanted = merged.wanted();
+        let pages = join_all(
+            wanted
+                .iter()
+                .map(|&i| list_page(ctx, kinds[i], continue_tokens[i].as_deref())),
+        )
+        .await;
+        for (i, page) in wanted.into_iter().zip(pages) {
+            let kind = kinds[i];
+            let page = match page {
+                Ok(page) => page,
+                Err(error) => {
+                    pass.failed.push((kind, error));
+                    merged.push_page(i, Vec::new(), false);
+                    continue;
+                }
+            };
+            pass.pages += 1;
+            pass.listed += page.items.len();
+            continue_tokens[i] = page.metadata.continue_token.filter(|t| !t.is_empty());
+            let objects = page.items.into_iter().map(|item| {
+                let object = Listed::new(kind, item);
+                (object.served.clone(), object)
+            });
+            merged.push_page(i, objects.collect(), continue_tokens[i].is_some());
+        }
+        let ready = merged.take_ready();
+        if ready.is_empty() && merged.is_done() {
+            return pass;
+        }
+        pass.in_sync += ready
+            .into_iter()
+            .map(|(served, objects)| verify_serving(ctx, &served, objects))
+            .sum::<usize>();
     }
 }
 
-/// Lists `kind`'s managed objects a page at a time and records those in sync.
-async fn verify_by_list(ctx: &Context, kind: ManagedKind) -> Result<Pass, kube::Error> {
-    let resource = kind.api_resource();
+/// One page of `kind`'s managed objects.
+async fn list_page(
+    ctx: &Context,
+    kind: ManagedKind,
+    continue_token: Option<&str>,
+) -> Result<ListedPage, kube::Error> {
     let url = kube::core::Request::new(
-        kube::api::Api::<kube::api::DynamicObject>::all_with(ctx.client.clone(), &resource)
-            .resource_url(),
+        kube::api::Api::<kube::api::DynamicObject>::all_with(
+            ctx.client.clone(),
+            &kind.api_resource(),
+        )
+        .resource_url(),
     );
     let mut params = ListParams::default()
         .labels(&format!("{MANAGED_BY_LABEL}={MANAGER_NAME}"))
         .limit(PAGE_SIZE);
-    let mut pass = Pass::default();
-    loop {
-        let mut request = url.list(&params).map_err(kube::Error::BuildRequest)?;
-        request.extensions_mut().insert("list");
-        ctx.metrics.read(kind, "list");
-        let page: ListedPage = ctx.client.request(request).await?;
-        pass.pages += 1;
-        pass.listed += page.items.len();
-        pass.in_sync += verify_listed(ctx, kind, page.items);
-        match page.metadata.continue_token {
-            Some(token) if !token.is_empty() => params = params.continue_token(&token),
-            _ => return Ok(pass),
-        }
+    if let Some(token) = continue_token {
+        params = params.continue_token(token);
     }
+    let mut request = url.list(&params).map_err(kube::Error::BuildRequest)?;
+    request.extensions_mut().insert("list");
+    ctx.metrics.read(kind, "list");
+    ctx.client.request(request).await
 }
 
 /// Reads one object and records it if it is in sync.
@@ -341,7 +380,8 @@ async fn verify_by_get(ctx: &Context, key: &ObjectKey) -> Result<(), kube::Error
     ctx.metrics.read(key.kind, "get");
     match ctx.client.request::<ListedObject>(request).await {
         Ok(object) => {
-            verify_listed(ctx, key.kind, vec![object]);
+            let object = Listed::new(key.kind, object);
+            verify_serving(ctx, &object.served.clone(), vec![object]);
             Ok(())
         }
         // Gone: the watch will say so.
@@ -350,39 +390,180 @@ async fn verify_by_get(ctx: &Context, key: &ObjectKey) -> Result<(), kube::Error
     }
 }
 
-/// Compares each object with what its namespace's plan desires; records
-/// those in sync and notes the others as read. Gives back how many were in
-/// sync. Objects are grouped by the namespace they serve (a LIST comes in
-/// namespace order), so each namespace is planned once per page.
-fn verify_listed(ctx: &Context, kind: ManagedKind, items: Vec<ListedObject>) -> usize {
-    let mut by_served: BTreeMap<String, Vec<(ObjectKey, String, Value)>> = BTreeMap::new();
-    for item in items {
-        let (served, key, live) = describe_object(kind, &item.metadata);
-        by_served
-            .entry(served)
-            .or_default()
-            .push((key, live.resource_version, item.into_value()));
+/// A read object, ready to compare.
+struct Listed {
+    /// The namespace whose plan desires it.
+    served: String,
+    key: ObjectKey,
+    resource_version: String,
+    body: Value,
+}
+
+impl Listed {
+    fn new(kind: ManagedKind, object: ListedObject) -> Self {
+        let (served, key, live) = describe_object(kind, &object.metadata);
+        Listed {
+            served,
+            key,
+            resource_version: live.resource_version,
+            body: object.into_value(),
+        }
     }
+}
+
+/// Compares objects serving one namespace with what its plan desires
+/// (planned once for them all); records those in sync and notes the others
+/// as read. Gives back how many were in sync.
+fn verify_serving(ctx: &Context, served: &str, objects: Vec<Listed>) -> usize {
+    let plan = ctx
+        .namespaces
+        .get(&ObjectRef::new(served))
+        .filter(|namespace| !namespace.is_terminating())
+        .map(|namespace| plan_from_caches(ctx, &namespace).0);
     let mut in_sync = 0;
-    for (served, objects) in by_served {
-        let namespace = ctx.namespaces.get(&ObjectRef::new(&served));
-        let plan = namespace
-            .filter(|namespace| !namespace.is_terminating())
-            .map(|namespace| plan_from_caches(ctx, &namespace).0);
-        for (key, rv, body) in objects {
-            match plan
-                .as_ref()
-                .and_then(|plan| plan.in_sync_fingerprint(&key, &body))
-            {
-                Some(fingerprint) => {
-                    ctx.verified.record(&key, &rv, fingerprint);
-                    in_sync += 1;
-                }
-                None => ctx.verified.note_read(&key, &rv),
+    for object in objects {
+        match plan
+            .as_ref()
+            .and_then(|plan| plan.in_sync_fingerprint(&object.key, &object.body))
+        {
+            Some(fingerprint) => {
+                ctx.verified
+                    .record(&object.key, &object.resource_version, fingerprint);
+                in_sync += 1;
             }
+            None => ctx
+                .verified
+                .note_read(&object.key, &object.resource_version),
         }
     }
     in_sync
+}
+
+/// Several LISTs' pages, merged by the namespace each object serves.
+///
+/// A LIST returns a kind's objects in storage-key order, namespace then
+/// name, the same order for every namespaced kind; so once every kind that
+/// has more pages has been read past a namespace, all of that namespace's
+/// objects are in hand and it is planned once for all of them. Memory stays
+/// at about two pages a kind. Nothing depends on that order for
+/// correctness, only for planning each namespace once: an object that
+/// arrives out of order (a Velero Schedule lives in Velero's namespace and
+/// serves another) is compared with a second plan of its namespace, and
+/// when more than [`MOST_BUFFERED`] objects wait, all are compared at once.
+struct ByNamespace<T> {
+    kinds: Vec<Buffered<T>>,
+}
+
+/// Objects waiting to be compared, with more waiting at the server or not.
+struct Buffered<T> {
+    /// Each with its merge key (see [`merge_key`]), in the order listed.
+    objects: VecDeque<(String, T)>,
+    more: bool,
+}
+
+/// More objects than this waiting means their LISTs are not in namespace
+/// order; they are compared as they are.
+const MOST_BUFFERED: usize = 4 * PAGE_SIZE as usize * ManagedKind::ALL.len();
+
+/// The storage key's prefix for `namespace`: `a-b/...` sorts before `a/...`
+/// in storage, as `"a-b/"` does before `"a/"` but not `"a-b"` after `"a"`.
+fn merge_key(namespace: &str) -> String {
+    format!("{namespace}/")
+}
+
+/// How far every kind with more pages has been read.
+enum Bound<'a> {
+    /// A kind with more pages has nothing waiting: nothing is complete.
+    Nothing,
+    /// Namespaces sorting before this are complete.
+    Below(&'a str),
+    /// Every LIST is done.
+    All,
+}
+
+impl<T> ByNamespace<T> {
+    fn new(kinds: usize) -> Self {
+        ByNamespace {
+            kinds: (0..kinds)
+                .map(|_| Buffered {
+                    objects: VecDeque::new(),
+                    more: true,
+                })
+                .collect(),
+        }
+    }
+
+    /// Adds a page of kind `i`, each object keyed by the namespace it serves.
+    fn push_page(&mut self, i: usize, page: Vec<(String, T)>, more: bool) {
+        let kind = &mut self.kinds[i];
+        kind.objects
+            .extend(page.into_iter().map(|(served, t)| (merge_key(&served), t)));
+        kind.more = more;
+    }
+
+    fn bound(&self) -> Bound<'_> {
+        let mut bound = Bound::All;
+        for kind in self.kinds.iter().filter(|kind| kind.more) {
+            match kind.objects.back() {
+                None => return Bound::Nothing,
+                Some((key, _)) => match bound {
+                    Bound::Below(lowest) if lowest <= key.as_str() => {}
+                    _ => bound = Bound::Below(key),
+                },
+            }
+        }
+        bound
+    }
+
+    /// The kinds whose next page is needed before more namespaces complete.
+    fn wanted(&self) -> Vec<usize> {
+        let lowest = match self.bound() {
+            Bound::All => return Vec::new(),
+            Bound::Nothing => None,
+            Bound::Below(key) => Some(key.to_owned()),
+        };
+        self.kinds
+            .iter()
+            .enumerate()
+            .filter(|(_, kind)| kind.more)
+            .filter(|(_, kind)| match kind.objects.back() {
+                None => true,
+                Some((key, _)) => lowest.as_ref() == Some(key),
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// The complete namespaces' objects, taken out, grouped by namespace.
+    fn take_ready(&mut self) -> BTreeMap<String, Vec<T>> {
+        let waiting: usize = self.kinds.iter().map(|kind| kind.objects.len()).sum();
+        let below = match self.bound() {
+            _ if waiting > MOST_BUFFERED => None,
+            Bound::All => None,
+            Bound::Nothing => return BTreeMap::new(),
+            Bound::Below(key) => Some(key.to_owned()),
+        };
+        let mut ready: BTreeMap<String, Vec<T>> = BTreeMap::new();
+        for kind in &mut self.kinds {
+            while let Some((key, _)) = kind.objects.front() {
+                if below.as_ref().is_some_and(|below| key >= below) {
+                    break;
+                }
+                let Some((mut key, object)) = kind.objects.pop_front() else {
+                    break;
+                };
+                key.pop(); // the merge key's '/'
+                ready.entry(key).or_default().push(object);
+            }
+        }
+        ready
+    }
+
+    fn is_done(&self) -> bool {
+        self.kinds
+            .iter()
+            .all(|kind| !kind.more && kind.objects.is_empty())
+    }
 }
 
 /// One page of a LIST, as verification reads it.
@@ -446,6 +627,87 @@ mod tests {
         );
         assert_eq!(read_by(1, 10, Standby), ReadBy::Gets);
         assert_eq!(read_by(2, 10, Standby), ReadBy::List);
+    }
+
+    /// Feeds `lists` (each kind's pages of served namespaces) through a
+    /// merge as the pass would, and gives back the namespaces in the order
+    /// they were completed, each with the objects compared with its plan.
+    fn merge(lists: &[&[&[&str]]]) -> Vec<(String, Vec<(usize, String)>)> {
+        let mut merged = ByNamespace::new(lists.len());
+        let mut next_page = vec![0; lists.len()];
+        let mut completed = Vec::new();
+        let mut most_waiting = 0;
+        loop {
+            for i in merged.wanted() {
+                let page = lists[i][next_page[i]];
+                next_page[i] += 1;
+                let objects = page.iter().map(|ns| (ns.to_string(), (i, ns.to_string())));
+                merged.push_page(i, objects.collect(), next_page[i] < lists[i].len());
+            }
+            let waiting: usize = merged.kinds.iter().map(|kind| kind.objects.len()).sum();
+            most_waiting = most_waiting.max(waiting);
+            let ready = merged.take_ready();
+            if ready.is_empty() && merged.is_done() {
+                break;
+            }
+            completed.extend(ready);
+        }
+        let two_pages_a_kind: usize = lists
+            .iter()
+            .map(|pages| 2 * pages.iter().map(|page| page.len()).max().unwrap_or(0))
+            .sum();
+        assert!(
+            most_waiting <= two_pages_a_kind,
+            "at most about two pages a kind wait: {most_waiting}"
+        );
+        completed
+    }
+
+    #[test]
+    fn each_namespace_is_planned_once_for_every_kind_listed() {
+        // Three kinds in storage order ("a-b/..." sorts before "a/..."), with
+        // pages of different widths: network policies three a namespace,
+        // quotas one, role bindings two.
+        let mut storage_order = vec!["a", "a-b", "c"];
+        storage_order.sort_by_key(|ns| merge_key(ns));
+        assert_eq!(storage_order, ["a-b", "a", "c"]);
+        let policies: &[&[&str]] = &[&["a-b", "a-b", "a-b"], &["a", "a", "a"], &["c", "c", "c"]];
+        let quotas: &[&[&str]] = &[&["a-b", "a", "c"]];
+        let bindings: &[&[&str]] = &[&["a-b", "a-b"], &["a", "a"], &["c", "c"]];
+        let completed = merge(&[policies, quotas, bindings]);
+        let namespaces: Vec<&str> = completed.iter().map(|(ns, _)| ns.as_str()).collect();
+        assert_eq!(
+            namespaces,
+            ["a-b", "a", "c"],
+            "planned once each, as completed"
+        );
+        for (namespace, objects) in &completed {
+            assert_eq!(
+                objects.len(),
+                6,
+                "{namespace}: every kind's objects at once"
+            );
+            assert!(objects.iter().all(|(_, served)| served == namespace));
+        }
+    }
+
+    #[test]
+    fn objects_out_of_namespace_order_are_still_each_compared_once() {
+        // Schedules live in Velero's namespace and serve others, in name order.
+        let schedules: &[&[&str]] = &[&["c", "a"], &["b"]];
+        let quotas: &[&[&str]] = &[&["a"], &["b"], &["c"]];
+        let completed = merge(&[schedules, quotas]);
+        let mut objects: Vec<(usize, String)> = completed
+            .into_iter()
+            .flat_map(|(_, objects)| objects)
+            .collect();
+        objects.sort();
+        let each_once: Vec<(usize, String)> =
+            [(0, "a"), (0, "b"), (0, "c"), (1, "a"), (1, "b"), (1, "c")]
+                .into_iter()
+                .map(|(i, ns)| (i, ns.to_owned()))
+                .collect();
+        assert_eq!(objects, each_once);
     }
 
     #[test]
