@@ -6,7 +6,8 @@
 #
 # Writes BENCHMARKS.md and BENCHMARKS.json at the repository root. Settings
 # (BENCH_NAMESPACES, BENCH_RUNS, BENCH_SAMPLES, BENCH_RESYNC_SECONDS,
-# BENCH_FLOOR_CONCURRENCY, BENCH_OUTPUT) are described in bench/src/main.rs.
+# BENCH_FLOOR_CONCURRENCY, BENCH_OUTPUT, BENCH_BASELINE) are described in
+# bench/src/main.rs.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,6 +20,23 @@ start=$SECONDS
 # Release builds: the operator as it ships, and the driver.
 "$CARGO" build --release -p baseliner --bin baseliner
 "$CARGO" build --release -p baseliner-bench
+
+# BENCH_BASELINE=REV: that revision's operator too, measured beside this one
+# in the same run. Built from `git archive` (the work tree is untouched) into
+# target/bench-baseline/REV, and kept there for the next run.
+if [[ -n "${BENCH_BASELINE:-}" ]]; then
+  rev="$(git rev-parse --short "$BENCH_BASELINE^{commit}")"
+  dir="$REPO/target/bench-baseline/$rev"
+  if [[ ! -x "$dir/target/release/baseliner" ]]; then
+    rm -rf "$dir/src"
+    mkdir -p "$dir/src"
+    git archive "$rev" | tar -x -C "$dir/src"
+    "$CARGO" build --release --manifest-path "$dir/src/Cargo.toml" \
+      --target-dir "$dir/target" -p baseliner --bin baseliner
+  fi
+  export BENCH_BASELINE_BIN="$dir/target/release/baseliner"
+  export BENCH_BASELINE_LABEL="$rev"
+fi
 
 # A fresh plane every time: nothing left from an earlier run is measured.
 "$CLUSTER" down >/dev/null 2>&1 || true

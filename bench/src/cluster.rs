@@ -571,7 +571,7 @@ pub struct ReadyStages {
     pub ready: Instant,
 }
 
-/// A `baseliner run` process of the release build, as the ServiceAccount.
+/// A `baseliner run` process of a release build, as the ServiceAccount.
 pub struct RunningOperator {
     pub process: Operator,
     pub port: u16,
@@ -579,20 +579,26 @@ pub struct RunningOperator {
 }
 
 impl RunningOperator {
-    pub fn start(kubeconfig: &Path, resync_seconds: u64, workers: Option<u16>) -> Result<Self> {
+    pub fn start(
+        binary: &Path,
+        kubeconfig: &Path,
+        resync_seconds: u64,
+        workers: Option<u16>,
+    ) -> Result<Self> {
         let workers = workers.map(|w| w.to_string());
         let mut args = vec!["--leader-elect=false"];
         if let Some(workers) = &workers {
             args.extend(["--workers", workers.as_str()]);
         }
-        Self::start_with(kubeconfig, resync_seconds, &args)
+        Self::start_with(binary, kubeconfig, resync_seconds, &args)
     }
 
     /// A replica electing its leader on a Lease in the benchmark's home
     /// namespace, with the default lease timings (15 s, 10 s, 2 s), as
     /// deployed.
-    pub fn start_elected(kubeconfig: &Path, resync_seconds: u64) -> Result<Self> {
+    pub fn start_elected(binary: &Path, kubeconfig: &Path, resync_seconds: u64) -> Result<Self> {
         Self::start_with(
+            binary,
             kubeconfig,
             resync_seconds,
             &[
@@ -605,7 +611,12 @@ impl RunningOperator {
         )
     }
 
-    fn start_with(kubeconfig: &Path, resync_seconds: u64, extra: &[&str]) -> Result<Self> {
+    fn start_with(
+        binary: &Path,
+        kubeconfig: &Path,
+        resync_seconds: u64,
+        extra: &[&str],
+    ) -> Result<Self> {
         let port = free_port()?;
         let addr = format!("127.0.0.1:{port}");
         let resync = resync_seconds.to_string();
@@ -617,7 +628,7 @@ impl RunningOperator {
         ];
         args.extend_from_slice(extra);
         let started = Instant::now();
-        let process = Operator::start(kubeconfig, &args)?;
+        let process = Operator::start_binary(binary, kubeconfig, &args)?;
         Ok(Self {
             process,
             port,

@@ -14,6 +14,7 @@
 //! | `BENCH_FLOOR_CONCURRENCY` | 8,16,32,64,128 | concurrencies the floor tries |
 //! | `BENCH_OUTPUT` | the repository root | where the two files go |
 //! | `BENCH_REGENERATE` | unset | if set, only write `BENCHMARKS.md` anew from `BENCHMARKS.json` |
+//! | `BENCH_BASELINE` | unset | a git revision: `make bench` builds its operator too, and its convergence, restart and failover are measured beside this build's, in the same run |
 //!
 //! The plane is the one `BASELINER_E2E_KUBECONFIG` names (the e2e harness's
 //! rules); the operator is `BASELINER_BIN`, else a release build made here.
@@ -104,6 +105,17 @@ struct Config {
     resync_seconds: u64,
     floor_concurrency: Vec<usize>,
     output: PathBuf,
+    /// Another build measured beside this one (`BENCH_BASELINE`, which
+    /// `hack/bench.sh` builds and passes on as `BENCH_BASELINE_BIN` and
+    /// `BENCH_BASELINE_LABEL`).
+    baseline: Option<OtherBuild>,
+}
+
+/// A build of the operator other than the one measured first.
+struct OtherBuild {
+    /// What it is built from (a commit), as the report names it.
+    label: String,
+    binary: PathBuf,
 }
 
 impl Config {
@@ -134,7 +146,18 @@ impl Config {
             output: std::env::var_os("BENCH_OUTPUT")
                 .map(PathBuf::from)
                 .unwrap_or_else(workspace_root),
+            baseline: std::env::var_os("BENCH_BASELINE_BIN").map(|binary| OtherBuild {
+                label: std::env::var("BENCH_BASELINE_LABEL").unwrap_or_else(|_| "baseline".into()),
+                binary: PathBuf::from(binary),
+            }),
         };
+        if let Some(other) = &config.baseline {
+            ensure!(
+                other.binary.is_file(),
+                "BENCH_BASELINE_BIN={} is not a file",
+                other.binary.display()
+            );
+        }
         ensure!(
             config.namespaces >= 1,
             "BENCH_NAMESPACES must be at least 1"
@@ -212,6 +235,8 @@ struct Bench {
     names: Vec<String>,
     labels: BTreeMap<String, BTreeMap<String, String>>,
     writes_per_namespace: usize,
+    /// The operator measured (`BASELINER_BIN`).
+    binary: PathBuf,
 }
 
 fn say(what: impl std::fmt::Display) {
@@ -269,10 +294,13 @@ async fn run(config: Config) -> Result<()> {
         names,
         labels,
         writes_per_namespace,
+        binary: PathBuf::from(
+            std::env::var_os("BASELINER_BIN").ok_or_else(|| anyhow!("BASELINER_BIN is not set"))?,
+        ),
     };
     bench.reset().await?;
 
-    let (floor, convergence, mut operator) = bench.convergence().await?;
+    let (floor, convergence, baseline_convergence, mut operator) = bench.convergence().await?;
     let new_namespace = bench.new_namespace_latency(&mut operator).await?;
     let drift_delete = bench.drift(&mut operator, Drift::Delete).await?;
     let drift_edit = bench.drift(&mut operator, Drift::Edit).await?;
@@ -284,8 +312,23 @@ async fn run(config: Config) -> Result<()> {
         settled_rss_bytes: settled.current,
         long_run_peak_rss_bytes: settled.peak,
     };
-    let (restart, operator) = bench.restart(operator).await?;
-    let failover = bench.failover(operator).await?;
+    let (restart, operator) = bench.restart(&bench.binary, operator).await?;
+    let failover = bench.failover(&bench.binary, operator).await?;
+    let baseline = match (&bench.config.baseline, baseline_convergence) {
+        (Some(other), Some(convergence)) => {
+            say(format!("restart and failover of {}", other.label));
+            let operator = bench.start_operator(&other.binary).await?;
+            let (restart, operator) = bench.restart(&other.binary, operator).await?;
+            let failover = bench.failover(&other.binary, operator).await?;
+            Some(report::Baseline {
+                label: other.label.clone(),
+                convergence,
+                restart,
+                failover,
+            })
+        }
+        _ => None,
+    };
     bench.delete_profile().await?;
 
     let report = Report {
@@ -312,6 +355,7 @@ async fn run(config: Config) -> Result<()> {
         restart,
         failover: Some(failover),
         inspect: Some(inspect),
+        baseline,
     };
     std::fs::create_dir_all(&bench.config.output)
         .with_context(|| format!("creating {}", bench.config.output.display()))?;
@@ -495,9 +539,13 @@ impl Bench {
         Ok(sweep)
     }
 
-    async fn start_operator(&self) -> Result<RunningOperator> {
-        let mut operator =
-            RunningOperator::start(&self.operator_kubeconfig, self.config.resync_seconds, None)?;
+    async fn start_operator(&self, binary: &Path) -> Result<RunningOperator> {
+        let mut operator = RunningOperator::start(
+            binary,
+            &self.operator_kubeconfig,
+            self.config.resync_seconds,
+            None,
+        )?;
         operator.wait_ready(Duration::from_secs(120)).await?;
         Ok(operator)
     }
@@ -505,9 +553,17 @@ impl Bench {
     /// The floor and the operator, run for run in turn, so both meet the
     /// same conditions on a shared machine. The operator is a fresh process
     /// each run, started with no profile; the profile is applied and the
-    /// time taken until every namespace complies. The last run's operator
-    /// keeps running for the figures after.
-    async fn convergence(&self) -> Result<(report::Floor, report::Convergence, RunningOperator)> {
+    /// time taken until every namespace complies. With a baseline build,
+    /// each run measures it too, just before this build. The last run's
+    /// operator keeps running for the figures after.
+    async fn convergence(
+        &self,
+    ) -> Result<(
+        report::Floor,
+        report::Convergence,
+        Option<report::Convergence>,
+        RunningOperator,
+    )> {
         let runs = self.config.runs;
         let sweep = self.floor_sweep().await?;
         let concurrency = sweep
@@ -518,6 +574,7 @@ impl Bench {
         let mut floor_runs = Vec::new();
         let mut create_runs = Vec::new();
         let mut results = Vec::new();
+        let mut baseline_results = Vec::new();
         let mut kept = None;
         for r in 0..runs {
             for method in [Method::ServerSideApply, Method::Create] {
@@ -534,73 +591,18 @@ impl Bench {
                 }
             }
             let floor_seconds = floor_runs.last().map_or(f64::NAN, |f| f.seconds);
-
-            ensure!(
-                self.tracker.with(tracker::State::is_clean),
-                "not clean before convergence run {}",
-                r + 1
-            );
-            self.tracker
-                .set_target(self.names.iter().map(String::as_str));
-            let operator = self.start_operator().await?;
-            // Its first pass over the (unselected) namespaces writes nothing;
-            // let it finish so only the convergence is measured.
-            let (before, _) = settled_requests(
-                &self.admin,
-                Settle::All,
-                Duration::from_secs(2),
-                Duration::from_secs(120),
-            )
-            .await?;
-            let startup_cpu = operator.cpu_seconds()?;
-            let totals_before = cluster::request_totals(&self.admin).await?;
-            let bench_cpu = cluster::cpu_seconds(std::process::id())?;
-            let applied = Instant::now();
-            self.apply_profile().await?;
-            let complete = self
-                .tracker
-                .wait(
-                    "every namespace to comply",
-                    self.timeout_for(self.names.len()),
-                    |s| s.complete_at(),
-                )
-                .await
-                .with_context(|| format!("operator log: {}", operator.process.log.display()))?;
-            let cpu = operator.cpu_seconds()? - startup_cpu;
-            let bench_cpu = cluster::cpu_seconds(std::process::id())? - bench_cpu;
-            let seconds = complete.saturating_duration_since(applied).as_secs_f64();
-            tracker::verify_by_listing(&self.admin, &self.tracker, &self.names).await?;
-            let (after, _) = settled_requests(
-                &self.admin,
-                Settle::Writes,
-                Duration::from_secs(3),
-                Duration::from_secs(300),
-            )
-            .await?;
-            let requests = after - before;
-            let by_resource =
-                cluster::request_diff(&totals_before, &cluster::request_totals(&self.admin).await?);
-            let memory = operator.memory()?;
-            say(format!(
-                "convergence run {}/{runs}: {seconds:.2} s ({:.2} × this run's floor), CPU {cpu:.2} s, peak RSS {:.1} MiB, {} writes, {} reads; the API server served (all clients): {}",
-                r + 1,
-                seconds / floor_seconds,
-                memory.peak as f64 / 1048576.0,
-                requests.writes,
-                requests.reads,
-                summary(&by_resource)
-            ));
-            results.push(ConvergenceRun {
-                seconds,
-                cpu_seconds: cpu,
-                startup_cpu_seconds: startup_cpu,
-                bench_cpu_seconds: bench_cpu,
-                peak_rss_bytes: memory.peak,
-                writes: requests.writes,
-                reads: requests.reads,
-                rejected: requests.rejected,
-                api_requests: by_resource,
-            });
+            if let Some(other) = &self.config.baseline {
+                let (run, operator) = self
+                    .convergence_run(&other.binary, &other.label, r, floor_seconds)
+                    .await?;
+                baseline_results.push(run);
+                operator.stop()?;
+                self.clean(&self.names).await?;
+            }
+            let (run, operator) = self
+                .convergence_run(&self.binary, "this build", r, floor_seconds)
+                .await?;
+            results.push(run);
             if r + 1 < runs {
                 operator.stop()?;
                 self.clean(&self.names).await?;
@@ -625,20 +627,90 @@ impl Bench {
             runs: floor_runs,
             create_runs,
         };
-        let median_seconds = median(&results.iter().map(|r| r.seconds).collect::<Vec<_>>());
-        let convergence = report::Convergence {
-            median_seconds,
-            ratio_to_floor: median_seconds / floor_seconds,
-            median_cpu_seconds: median(&results.iter().map(|r| r.cpu_seconds).collect::<Vec<_>>()),
-            median_peak_rss_bytes: median_u64(
-                &results.iter().map(|r| r.peak_rss_bytes).collect::<Vec<_>>(),
-            ),
-            median_writes: median_u64(&results.iter().map(|r| r.writes).collect::<Vec<_>>()),
-            median_reads: median_u64(&results.iter().map(|r| r.reads).collect::<Vec<_>>()),
-            runs: results,
-        };
+        let convergence = report::Convergence::of(results, floor_seconds);
+        let baseline = (!baseline_results.is_empty())
+            .then(|| report::Convergence::of(baseline_results, floor_seconds));
         let operator = kept.ok_or_else(|| anyhow!("no convergence run"))?;
-        Ok((floor, convergence, operator))
+        Ok((floor, convergence, baseline, operator))
+    }
+
+    /// One convergence of `binary`: a fresh operator, the profile applied,
+    /// timed until every namespace complies. Gives back the operator, running.
+    async fn convergence_run(
+        &self,
+        binary: &Path,
+        label: &str,
+        r: usize,
+        floor_seconds: f64,
+    ) -> Result<(ConvergenceRun, RunningOperator)> {
+        let runs = self.config.runs;
+        ensure!(
+            self.tracker.with(tracker::State::is_clean),
+            "not clean before convergence run {} ({label})",
+            r + 1
+        );
+        self.tracker
+            .set_target(self.names.iter().map(String::as_str));
+        let operator = self.start_operator(binary).await?;
+        // Its first pass over the (unselected) namespaces writes nothing;
+        // let it finish so only the convergence is measured.
+        let (before, _) = settled_requests(
+            &self.admin,
+            Settle::All,
+            Duration::from_secs(2),
+            Duration::from_secs(120),
+        )
+        .await?;
+        let startup_cpu = operator.cpu_seconds()?;
+        let totals_before = cluster::request_totals(&self.admin).await?;
+        let bench_cpu = cluster::cpu_seconds(std::process::id())?;
+        let applied = Instant::now();
+        self.apply_profile().await?;
+        let complete = self
+            .tracker
+            .wait(
+                "every namespace to comply",
+                self.timeout_for(self.names.len()),
+                |s| s.complete_at(),
+            )
+            .await
+            .with_context(|| format!("operator log: {}", operator.process.log.display()))?;
+        let cpu = operator.cpu_seconds()? - startup_cpu;
+        let bench_cpu = cluster::cpu_seconds(std::process::id())? - bench_cpu;
+        let seconds = complete.saturating_duration_since(applied).as_secs_f64();
+        tracker::verify_by_listing(&self.admin, &self.tracker, &self.names).await?;
+        let (after, _) = settled_requests(
+            &self.admin,
+            Settle::Writes,
+            Duration::from_secs(3),
+            Duration::from_secs(300),
+        )
+        .await?;
+        let requests = after - before;
+        let by_resource =
+            cluster::request_diff(&totals_before, &cluster::request_totals(&self.admin).await?);
+        let memory = operator.memory()?;
+        say(format!(
+            "convergence run {}/{runs} ({label}): {seconds:.2} s ({:.2} × this run's floor), CPU {cpu:.2} s, peak RSS {:.1} MiB, {} writes, {} reads; the API server served (all clients): {}",
+            r + 1,
+            seconds / floor_seconds,
+            memory.peak as f64 / 1048576.0,
+            requests.writes,
+            requests.reads,
+            summary(&by_resource)
+        ));
+        let run = ConvergenceRun {
+            seconds,
+            cpu_seconds: cpu,
+            startup_cpu_seconds: startup_cpu,
+            bench_cpu_seconds: bench_cpu,
+            peak_rss_bytes: memory.peak,
+            writes: requests.writes,
+            reads: requests.reads,
+            rejected: requests.rejected,
+            api_requests: by_resource,
+        };
+        Ok((run, operator))
     }
 
     /// Creates namespaces one at a time; time from the create request to
@@ -911,9 +983,7 @@ impl Bench {
     /// reader identity.
     async fn inspect(&self, admin_kubeconfig: &Path, dir: &Path) -> Result<report::Inspect> {
         let kubeconfig = cluster::setup_cli_identity(&self.admin, admin_kubeconfig, dir).await?;
-        let binary = PathBuf::from(
-            std::env::var_os("BASELINER_BIN").ok_or_else(|| anyhow!("BASELINER_BIN is not set"))?,
-        );
+        let binary = &self.binary;
         let changed = PROFILE_YAML.replace("pods: \"20\"", "pods: \"25\"");
         ensure!(
             changed != PROFILE_YAML,
@@ -1024,6 +1094,7 @@ impl Bench {
 
     async fn restart(
         &self,
+        binary: &Path,
         mut operator: RunningOperator,
     ) -> Result<(report::Restart, RunningOperator)> {
         let mut runs = Vec::new();
@@ -1032,6 +1103,7 @@ impl Bench {
             let totals_before = cluster::request_totals(&self.admin).await?;
             operator.stop()?;
             let mut next = RunningOperator::start(
+                binary,
                 &self.operator_kubeconfig,
                 self.config.resync_seconds,
                 None,
@@ -1103,10 +1175,10 @@ impl Bench {
     /// stopped (SIGTERM, then SIGKILL, each run) and the standby takes
     /// over. What the takeover cost, and how soon a managed object deleted
     /// 1 s after it is back.
-    async fn failover(&self, operator: RunningOperator) -> Result<report::Failover> {
+    async fn failover(&self, binary: &Path, operator: RunningOperator) -> Result<report::Failover> {
         operator.stop()?;
         let resync = self.config.resync_seconds;
-        let mut leader = RunningOperator::start_elected(&self.operator_kubeconfig, resync)?;
+        let mut leader = RunningOperator::start_elected(binary, &self.operator_kubeconfig, resync)?;
         leader.wait_ready(Duration::from_secs(300)).await?;
         wait_for("the first replica to lead", Duration::from_secs(60), || {
             leader.is_leader()
@@ -1117,7 +1189,7 @@ impl Bench {
             for (signal, name) in [(libc::SIGTERM, "SIGTERM"), (libc::SIGKILL, "SIGKILL")] {
                 // A standby that is ready has verified every object.
                 let mut standby =
-                    RunningOperator::start_elected(&self.operator_kubeconfig, resync)?;
+                    RunningOperator::start_elected(binary, &self.operator_kubeconfig, resync)?;
                 standby.wait_ready(Duration::from_secs(300)).await?;
                 let (before, _) = self.settle_all().await?;
                 let totals_before = cluster::request_totals(&self.admin).await?;

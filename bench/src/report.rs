@@ -32,6 +32,20 @@ pub struct Report {
     /// entries measured before they existed).
     #[serde(default)]
     pub inspect: Option<Inspect>,
+    /// Another build's convergence, restart and failover, measured in the
+    /// same run (`BENCH_BASELINE`; absent when none was asked for).
+    #[serde(default)]
+    pub baseline: Option<Baseline>,
+}
+
+/// The figures of another build of the operator, measured beside these.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Baseline {
+    /// The revision it was built from.
+    pub label: String,
+    pub convergence: Convergence,
+    pub restart: Restart,
+    pub failover: Failover,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -130,6 +144,24 @@ pub struct Convergence {
     pub median_peak_rss_bytes: u64,
     pub median_writes: u64,
     pub median_reads: u64,
+}
+
+impl Convergence {
+    /// The medians of `runs`, beside the floor's median.
+    pub fn of(runs: Vec<ConvergenceRun>, floor_seconds: f64) -> Self {
+        let median_seconds = median(&runs.iter().map(|r| r.seconds).collect::<Vec<_>>());
+        Convergence {
+            median_seconds,
+            ratio_to_floor: median_seconds / floor_seconds,
+            median_cpu_seconds: median(&runs.iter().map(|r| r.cpu_seconds).collect::<Vec<_>>()),
+            median_peak_rss_bytes: median_u64(
+                &runs.iter().map(|r| r.peak_rss_bytes).collect::<Vec<_>>(),
+            ),
+            median_writes: median_u64(&runs.iter().map(|r| r.writes).collect::<Vec<_>>()),
+            median_reads: median_u64(&runs.iter().map(|r| r.reads).collect::<Vec<_>>()),
+            runs,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -869,6 +901,83 @@ fn section(out: &mut String, r: &Report) {
     );
     failover_section(out, r);
     inspect_section(out, r);
+    baseline_section(out, r);
+}
+
+/// This build beside the baseline build, figure by figure.
+fn baseline_section(out: &mut String, r: &Report) {
+    let Some(b) = &r.baseline else { return };
+    let _ = writeln!(
+        out,
+        "### 9. Beside `{}`, in the same run
+
+         The operator built from `{}` (`BENCH_BASELINE`), measured on the same plane in          the same run: a convergence just before each of this build's (same floor), then,          after this build's, the same restart and failover. Medians of {} runs; failover          figures are each signal's first run.
+
+         | figure | this build (`{}`) | `{}` |
+| --- | --- | --- |",
+        b.label, b.label, r.config.runs, r.machine.commit, b.label
+    );
+    let convergence = |c: &Convergence| {
+        format!(
+            "{} = {:.2} × floor, CPU {}, peak RSS {}, {} writes, {} reads",
+            secs(c.median_seconds),
+            c.ratio_to_floor,
+            secs(c.median_cpu_seconds),
+            mib(c.median_peak_rss_bytes),
+            c.median_writes,
+            c.median_reads
+        )
+    };
+    let restart = |x: &Restart| {
+        let gets = median_u64(&x.runs.iter().map(|r| r.object_gets).collect::<Vec<_>>());
+        let lists = median_u64(&x.runs.iter().map(|r| r.object_lists).collect::<Vec<_>>());
+        let cpu = median(&x.runs.iter().map(|r| r.cpu_seconds).collect::<Vec<_>>());
+        format!(
+            "ready {}, requests stop {}; {} reads ({} object GETs, {} LIST pages), {} writes, CPU {}",
+            secs(x.median_ready_seconds),
+            secs(x.median_caught_up_seconds),
+            x.median_reads,
+            gets,
+            lists,
+            x.median_writes,
+            secs(cpu)
+        )
+    };
+    let takeover = |f: &Failover, signal: &str| {
+        f.runs
+            .iter()
+            .find(|x| x.signal == signal)
+            .map_or("—".to_owned(), |x| {
+                format!(
+                    "took over in {}; {} reads ({} object GETs, {} LIST pages), {} object writes; deleted object back in {}",
+                    secs(x.takeover_seconds),
+                    x.reads,
+                    x.object_gets,
+                    x.object_lists,
+                    x.object_writes,
+                    ms(x.restored_ms)
+                )
+            })
+    };
+    let mut row = |figure: &str, this: String, other: String| {
+        let _ = writeln!(out, "| {figure} | {this} | {other} |");
+    };
+    row(
+        "convergence",
+        convergence(&r.convergence),
+        convergence(&b.convergence),
+    );
+    row("restart", restart(&r.restart), restart(&b.restart));
+    let none = Failover::default();
+    let this_failover = r.failover.as_ref().unwrap_or(&none);
+    for signal in ["SIGTERM", "SIGKILL"] {
+        row(
+            &format!("failover ({signal})"),
+            takeover(this_failover, signal),
+            takeover(&b.failover, signal),
+        );
+    }
+    out.push('\n');
 }
 
 fn failover_section(out: &mut String, r: &Report) {

@@ -32,13 +32,17 @@ impl Operator {
     /// OS's choosing, so any number can run side by side; tests of leader
     /// election pass `--leader-elect=true` with a Lease of their own.
     pub fn start(kubeconfig: &Path, args: &[&str]) -> Result<Self> {
-        let binary = operator_binary()?;
+        Self::start_binary(&operator_binary()?, kubeconfig, args)
+    }
+
+    /// As [`Operator::start`], with another build of `baseliner`.
+    pub fn start_binary(binary: &Path, kubeconfig: &Path, args: &[&str]) -> Result<Self> {
         let logs = workspace_root().join("target").join("e2e-logs");
         std::fs::create_dir_all(&logs)?;
         let log = logs.join(format!("{}.log", random_name("operator")));
         let out = File::create(&log)?;
         let err = out.try_clone()?;
-        let mut command = Command::new(&binary);
+        let mut command = Command::new(binary);
         command
             .arg("run")
             .args(args)
