@@ -183,9 +183,12 @@ async fn velero_enables_every_schedule_and_neither_fights_the_other() -> Result<
     };
     let schedule = schedule_of(&first).context("the first namespace's Schedule")?;
     let by_schedule = ListParams::default().labels(&format!("velero.io/schedule-name={schedule}"));
+    // Velero looks at its Schedules once a minute (its schedule
+    // controller's sync period), so a Backup due at the next minute can
+    // come up to two minutes after the Schedule was made.
     let backup = wait_for(
         "Velero to make a Backup",
-        Duration::from_secs(90),
+        Duration::from_secs(150),
         || async {
             backups(&env)
                 .list(&by_schedule)
