@@ -317,15 +317,25 @@ async fn run(config: Config) -> Result<()> {
     let baseline = match (&bench.config.baseline, baseline_convergence) {
         (Some(other), Some(convergence)) => {
             say(format!("restart and failover of {}", other.label));
-            let operator = bench.start_operator(&other.binary).await?;
-            let (restart, operator) = bench.restart(&other.binary, operator).await?;
-            let failover = bench.failover(&other.binary, operator).await?;
-            Some(report::Baseline {
-                label: other.label.clone(),
-                convergence,
-                restart,
-                failover,
-            })
+            let measured = async {
+                let operator = bench.start_operator(&other.binary).await?;
+                let (restart, operator) = bench.restart(&other.binary, operator).await?;
+                let failover = bench.failover(&other.binary, operator).await?;
+                anyhow::Ok((restart, failover))
+            };
+            match measured.await {
+                Ok((restart, failover)) => Some(report::Baseline {
+                    label: other.label.clone(),
+                    convergence,
+                    restart,
+                    failover,
+                }),
+                // This build's figures are written all the same.
+                Err(error) => {
+                    say(format!("{} could not be measured: {error:#}", other.label));
+                    None
+                }
+            }
         }
         _ => None,
     };
