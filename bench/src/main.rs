@@ -317,25 +317,34 @@ async fn run(config: Config) -> Result<()> {
     let baseline = match (&bench.config.baseline, baseline_convergence) {
         (Some(other), Some(convergence)) => {
             say(format!("restart and failover of {}", other.label));
-            let measured = async {
-                let operator = bench.start_operator(&other.binary).await?;
-                let (restart, operator) = bench.restart(&other.binary, operator).await?;
-                let failover = bench.failover(&other.binary, operator).await?;
-                anyhow::Ok((restart, failover))
-            };
-            match measured.await {
-                Ok((restart, failover)) => Some(report::Baseline {
-                    label: other.label.clone(),
-                    convergence,
-                    restart,
-                    failover,
-                }),
-                // This build's figures are written all the same.
-                Err(error) => {
-                    say(format!("{} could not be measured: {error:#}", other.label));
-                    None
-                }
+            // What could be measured is written, and this build's figures
+            // all the same.
+            let mut failed = Vec::new();
+            let mut restart = None;
+            let mut failover = None;
+            match bench.start_operator(&other.binary).await {
+                Err(error) => failed.push(format!("starting it: {error:#}")),
+                Ok(operator) => match bench.restart(&other.binary, operator).await {
+                    Err(error) => failed.push(format!("restart: {error:#}")),
+                    Ok((measured, operator)) => {
+                        restart = Some(measured);
+                        match bench.failover(&other.binary, operator).await {
+                            Err(error) => failed.push(format!("failover: {error:#}")),
+                            Ok(measured) => failover = Some(measured),
+                        }
+                    }
+                },
             }
+            for failure in &failed {
+                say(format!("{}: {failure}", other.label));
+            }
+            Some(report::Baseline {
+                label: other.label.clone(),
+                convergence,
+                restart,
+                failover,
+                failed,
+            })
         }
         _ => None,
     };
@@ -398,6 +407,9 @@ fn render(
     };
     render_namespace(profile, &info, &RenderOptions::default())
 }
+
+/// A drift sample not healed within this counts as a timeout.
+const DRIFT_TIMEOUT: Duration = Duration::from_secs(10);
 
 enum Drift {
     Delete,
@@ -564,8 +576,9 @@ impl Bench {
     /// same conditions on a shared machine. The operator is a fresh process
     /// each run, started with no profile; the profile is applied and the
     /// time taken until every namespace complies. With a baseline build,
-    /// each run measures it too, just before this build. The last run's
-    /// operator keeps running for the figures after.
+    /// each run measures it too, the two taking turns at going first. The
+    /// last run's operator (this build's) keeps running for the figures
+    /// after.
     async fn convergence(
         &self,
     ) -> Result<(
@@ -601,23 +614,31 @@ impl Bench {
                 }
             }
             let floor_seconds = floor_runs.last().map_or(f64::NAN, |f| f.seconds);
+            // The two builds take turns at going first (a later run meets a
+            // plane with more history); in the last run this build goes
+            // second, so its operator keeps running for the figures after.
+            let baseline_first = (runs - 1 - r) % 2 == 0;
+            let mut builds = vec![(&self.binary, "this build", false)];
             if let Some(other) = &self.config.baseline {
-                let (run, operator) = self
-                    .convergence_run(&other.binary, &other.label, r, floor_seconds)
-                    .await?;
-                baseline_results.push(run);
-                operator.stop()?;
-                self.clean(&self.names).await?;
+                let at = if baseline_first { 0 } else { 1 };
+                builds.insert(at, (&other.binary, other.label.as_str(), true));
             }
-            let (run, operator) = self
-                .convergence_run(&self.binary, "this build", r, floor_seconds)
-                .await?;
-            results.push(run);
-            if r + 1 < runs {
-                operator.stop()?;
-                self.clean(&self.names).await?;
-            } else {
-                kept = Some(operator);
+            let last = builds.len() - 1;
+            for (i, (binary, label, is_baseline)) in builds.into_iter().enumerate() {
+                let (run, operator) = self
+                    .convergence_run(binary, label, r, floor_seconds)
+                    .await?;
+                if is_baseline {
+                    baseline_results.push(run);
+                } else {
+                    results.push(run);
+                }
+                if r + 1 == runs && i == last {
+                    kept = Some(operator);
+                } else {
+                    operator.stop()?;
+                    self.clean(&self.names).await?;
+                }
             }
         }
         let seconds =
@@ -849,7 +870,8 @@ impl Bench {
                 );
                 let sent = Instant::now();
                 let restored = match drift {
-                    Drift::Delete => match self.delete_and_wait_restored(&key).await {
+                    Drift::Delete => match self.delete_and_wait_restored(&key, DRIFT_TIMEOUT).await
+                    {
                         Ok(took) => Ok(sent + took),
                         Err(error) => Err(error),
                     },
@@ -870,15 +892,11 @@ impl Bench {
                         // resourceVersions are etcd revisions here: a later
                         // write has a larger one.
                         self.tracker
-                            .wait(
-                                &format!("{key} to be restored"),
-                                Duration::from_secs(10),
-                                |s| {
-                                    s.observed(&key)
-                                        .filter(|o| o.compliant && o.resource_version > edited_rv)
-                                        .map(|o| o.at)
-                                },
-                            )
+                            .wait(&format!("{key} to be restored"), DRIFT_TIMEOUT, |s| {
+                                s.observed(&key)
+                                    .filter(|o| o.compliant && o.resource_version > edited_rv)
+                                    .map(|o| o.at)
+                            })
                             .await
                     }
                 };
@@ -1219,7 +1237,11 @@ impl Bench {
                     .first()
                     .cloned()
                     .ok_or_else(|| anyhow!("no desired objects for {namespace}"))?;
-                let restored = self.delete_and_wait_restored(&key).await?;
+                // A cold leader (one that read nothing before it led) may
+                // take a minute: that is what is measured.
+                let restored = self
+                    .delete_and_wait_restored(&key, Duration::from_secs(180))
+                    .await?;
                 let (after, _) = self.settle_all().await?;
                 let requests = after - before;
                 let by_resource = cluster::request_diff(
@@ -1283,7 +1305,7 @@ impl Bench {
     /// Deletes `key` as a person would and waits until the operator has
     /// recreated it (a new uid, the desired content) on the benchmark's
     /// watch; gives back how long that took.
-    async fn delete_and_wait_restored(&self, key: &Key) -> Result<Duration> {
+    async fn delete_and_wait_restored(&self, key: &Key, timeout: Duration) -> Result<Duration> {
         let before = self
             .tracker
             .with(|s| s.observed(key).cloned())
@@ -1297,15 +1319,11 @@ impl Bench {
             .with_context(|| format!("deleting {key}"))?;
         let at = self
             .tracker
-            .wait(
-                &format!("{key} to be recreated"),
-                Duration::from_secs(10),
-                |s| {
-                    s.observed(key)
-                        .filter(|o| o.compliant && o.uid != before.uid)
-                        .map(|o| o.at)
-                },
-            )
+            .wait(&format!("{key} to be recreated"), timeout, |s| {
+                s.observed(key)
+                    .filter(|o| o.compliant && o.uid != before.uid)
+                    .map(|o| o.at)
+            })
             .await?;
         Ok(at.saturating_duration_since(sent))
     }

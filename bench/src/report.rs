@@ -44,8 +44,11 @@ pub struct Baseline {
     /// The revision it was built from.
     pub label: String,
     pub convergence: Convergence,
-    pub restart: Restart,
-    pub failover: Failover,
+    pub restart: Option<Restart>,
+    pub failover: Option<Failover>,
+    /// What could not be measured, and why.
+    #[serde(default)]
+    pub failed: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -909,12 +912,13 @@ fn baseline_section(out: &mut String, r: &Report) {
     let Some(b) = &r.baseline else { return };
     let _ = writeln!(
         out,
-        "### 9. Beside `{}`, in the same run
-
-         The operator built from `{}` (`BENCH_BASELINE`), measured on the same plane in          the same run: a convergence just before each of this build's (same floor), then,          after this build's, the same restart and failover. Medians of {} runs; failover          figures are each signal's first run.
-
-         | figure | this build (`{}`) | `{}` |
-| --- | --- | --- |",
+        "### 9. Beside `{}`, in the same run\n\n\
+         The operator built from `{}` (`BENCH_BASELINE`), measured on the same plane in \
+         the same run: a convergence beside each of this build's (same floor; the two take \
+         turns at going first, this build last in the last run), then, after this build's, \
+         the same restart and failover. Medians of {} runs; failover figures are each \
+         signal's first run.\n\n\
+         | figure | this build (`{}`) | `{}` |\n| --- | --- | --- |",
         b.label, b.label, r.config.runs, r.machine.commit, b.label
     );
     let convergence = |c: &Convergence| {
@@ -967,17 +971,27 @@ fn baseline_section(out: &mut String, r: &Report) {
         convergence(&r.convergence),
         convergence(&b.convergence),
     );
-    row("restart", restart(&r.restart), restart(&b.restart));
+    let not_measured = || "not measured".to_owned();
+    row(
+        "restart",
+        restart(&r.restart),
+        b.restart.as_ref().map_or_else(not_measured, restart),
+    );
     let none = Failover::default();
     let this_failover = r.failover.as_ref().unwrap_or(&none);
     for signal in ["SIGTERM", "SIGKILL"] {
         row(
             &format!("failover ({signal})"),
             takeover(this_failover, signal),
-            takeover(&b.failover, signal),
+            b.failover
+                .as_ref()
+                .map_or_else(not_measured, |f| takeover(f, signal)),
         );
     }
     out.push('\n');
+    for failure in &b.failed {
+        let _ = writeln!(out, "`{}` could not be measured: {failure}\n", b.label);
+    }
 }
 
 fn failover_section(out: &mut String, r: &Report) {
