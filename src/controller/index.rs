@@ -168,6 +168,16 @@ impl ManagedIndex {
         versions
     }
 
+    /// Number of objects indexed of each kind.
+    pub fn count_by_kind(&self) -> HashMap<ManagedKind, usize> {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        let mut counts = HashMap::new();
+        for entry in inner.by_namespace.values().flatten() {
+            *counts.entry(entry.kind).or_default() += 1;
+        }
+        counts
+    }
+
     /// Number of objects indexed, for metrics and benchmarks.
     pub fn len(&self) -> usize {
         let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
