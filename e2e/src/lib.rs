@@ -14,7 +14,7 @@
 //!   grants a test gives it, as a [`kube::Client`] and as a kubeconfig for
 //!   [`TestEnv::kubectl_as`].
 //! * [`TestEnv::kubectl`] runs the kubectl built with the plane, as a user would.
-//! * Velero: the minimal `schedules.velero.io` CRD in `e2e/manifests/` and a
+//! * Velero: the pinned release's CRDs (from `e2e/velero/build.sh`) and a
 //!   `velero` namespace are installed for every [`TestEnv`] made with
 //!   [`TestEnv::new`]; [`TestEnv::with_velero`] with [`Velero::Absent`] runs a
 //!   test with Velero not installed (such tests run alone, see [`Velero`]).
@@ -305,7 +305,7 @@ impl TestEnv {
         Client::try_from(config).context("building impersonating client")
     }
 
-    /// Installs the minimal Velero Schedule CRD and the `velero` namespace,
+    /// Installs Velero's CRDs and the `velero` namespace,
     /// e.g. in a test made with [`Velero::Absent`] that installs it midway.
     /// Prefer [`TestEnv::new`] when Velero should simply be there.
     pub async fn install_velero(&self) -> Result<()> {
